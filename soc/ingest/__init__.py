@@ -1,0 +1,41 @@
+"""Ingest: source -> decode -> parse -> normalize -> sink(store).
+
+Stage contracts (each stage is a small module with one job):
+
+``sources/``   produce :class:`Record` batches (raw bytes of one message, its deterministic event id,
+               receive time, peer address). Framing (RFC 6587 octet counting / newlines, file lines,
+               .evtx records, JSON arrays) is the source's job; a source never parses content.
+``decode``     bytes -> str. Invalid UTF-8 is decoded with replacement and flagged, the exact bytes
+               kept (base64) so nothing is lost.
+``parsers/``   str -> :class:`soc.model.Parsed`. A parser never raises: what it cannot understand it
+               reports through ``Parsed.status``/``Parsed.error``.
+``extract/``   message-level extraction for known programs (sshd, sudo, su, pam, account tools...):
+               adds ECS fields (``source.ip``, ``user.name``, ``event.action``, ``event.outcome``).
+``normalize``  Parsed + source context -> the stored event dict (time model, agency, dataset, ids).
+``pipeline``   runs the stages over a batch, counts parsed / partial / failed / dead-lettered, and
+               hands events to a sink. Bad input never raises out of here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(slots=True)
+class Record:
+    """One raw message as a source delivered it.
+
+    ``raw`` is the message without framing (no trailing newline, no octet count).
+    ``event_id`` is deterministic from where the message came from (see ``soc.model``), so a
+    replay of the same file or Kafka offsets yields the same ids. ``peer`` is the sender's
+    address for network sources (used to find the agency). ``origin`` is a human-readable
+    location for error messages and dead letters (``path:offset``, ``topic/partition/offset``,
+    ``udp 10.0.0.5:514``).
+    """
+
+    raw: bytes
+    event_id: str
+    received: datetime
+    origin: str
+    peer: str | None = None
