@@ -1,0 +1,321 @@
+"""Running compiled detections over a store window and recording alerts.
+
+An alert is *recorded* here, create-only by a deterministic id; *notifying* about it (playbooks,
+webhooks) is a separate step that reacts to the alerts a run reports as new. So an overlapping
+window, a restart or a second scheduler never records or notifies twice.
+
+Alert ids (``soc.model``):
+
+* single-event rules: ``hash(rule id, rule version, event id)`` -- one alert per matched event;
+* correlations: ``hash(rule id, group key, start of the episode)`` -- one alert per episode of
+  overlapping qualifying windows (see :mod:`soc.detect.correlate`). A later run that extends a
+  recorded episode (the attack went on) updates that alert in place (compare-and-set), so the
+  id stays the one the episode started with.
+
+A run that matches more than ``max_alerts`` events records the first ``max_alerts`` and one
+*overflow* alert that states how many more there were: nothing is truncated silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from soc.detect.compiler import Detection, RuleSet
+from soc.detect.correlate import CorrelationResult, Episode, Point, correlate, points_from_episodes
+from soc.model import alert_id_for_events, alert_id_for_group, iso
+from soc.store.base import Conflict, Match, Store, Window
+
+ALERTS = "alerts"
+#: entity fields copied from matched events onto alerts (for triage and incident grouping)
+ENTITY_FIELDS = ("host.name", "source.ip", "destination.ip", "user.name", "user.target.name",
+                 "process.name", "url.domain", "event.action", "event.outcome")
+MAX_EVENT_IDS = 1000
+MAX_MATCHES = 2_000_000  # hard bound on matches pulled for one correlation input
+
+Filter = Callable[[Detection, Match], bool]
+"""An exception filter: True when the match must be suppressed."""
+
+
+def _iso(ts: float) -> str:
+    return iso(datetime.fromtimestamp(ts, UTC))
+
+
+@dataclass
+class RunResult:
+    rule_id: str
+    window: tuple[float | None, float | None]
+    matches: int = 0
+    created: list[dict[str, Any]] = field(default_factory=list)
+    updated: int = 0
+    existing: int = 0
+    suppressed: int = 0
+    truncated: bool = False
+    missing_group: int = 0
+    error: str | None = None
+    duration: float = 0.0
+
+
+class DetectionEngine:
+    """Evaluates detections of one :class:`RuleSet` against one store."""
+
+    def __init__(self, store: Store, ruleset: RuleSet, *, max_alerts: int = 1000,
+                 suppress: Filter | None = None, clock: Callable[[], float] = time.time):
+        if store.dialect != ruleset.dialect:
+            raise ValueError(f"rules compiled for {ruleset.dialect}, store speaks {store.dialect}")
+        self.store = store
+        self.ruleset = ruleset
+        self.max_alerts = max_alerts
+        self.suppress = suppress
+        self.clock = clock
+
+    # -- matches -----------------------------------------------------------------------------
+    def _matches(self, detection: Detection, window: Window, fields: Sequence[str], limit: int) -> list[Match]:
+        wanted = list(dict.fromkeys([*ENTITY_FIELDS, *fields]))
+        matches = self.store.find_matches(detection.where, detection.datasets, window, wanted, limit)
+        if self.suppress is not None:
+            matches = [m for m in matches if not self.suppress(detection, m)]
+        return matches
+
+    def _points(self, detection: Detection, window: Window, fields: Sequence[str],
+                cache: dict[str, list[Point]]) -> list[Point]:
+        """Matches of a referenced rule (event rule or inner correlation) as points."""
+        key = detection.info.id
+        if key in cache:
+            return cache[key]
+        if detection.kind == "event":
+            matches = self._matches(detection, window, fields, MAX_MATCHES)
+            points = [Point(m.ts, key, m.agency, m.fields, (m.id,)) for m in matches]
+        else:
+            assert detection.correlation is not None
+            inner = self._correlate(detection, window, cache)
+            points = points_from_episodes(key, detection.correlation, inner)
+        cache[key] = points
+        return points
+
+    def _fields_for(self, parent: Detection, child_id: str) -> list[str]:
+        spec = parent.correlation
+        assert spec is not None
+        names = [spec.field_for(child_id, g) for g in spec.group_by]
+        if spec.value_field:
+            names.append(spec.field_for(child_id, spec.value_field))
+        return names
+
+    def _correlate(self, detection: Detection, window: Window, cache: dict[str, list[Point]]) -> CorrelationResult:
+        spec = detection.correlation
+        assert spec is not None
+        points: list[Point] = []
+        for child_id in spec.rules:
+            child = self.ruleset.detections[child_id]
+            points.extend(self._points(child, window, self._fields_for(detection, child_id), cache))
+        return correlate(spec, points)
+
+    def span(self, detection: Detection) -> float:
+        """How far back (event time) a correlation may need context: its timespan plus inner ones."""
+        if detection.correlation is None:
+            return 0.0
+        inner = max((self.span(self.ruleset.detections[r]) for r in detection.correlation.rules), default=0.0)
+        return detection.correlation.timespan + inner
+
+    # -- runs --------------------------------------------------------------------------------
+    def run(self, detection: Detection, window: Window) -> RunResult:
+        """Evaluate one detection over ``window`` and record its alerts."""
+        started = time.perf_counter()
+        result = RunResult(detection.info.id, (window.start, window.end))
+        try:
+            if detection.kind == "event":
+                self._run_event_rule(detection, window, result)
+            else:
+                self._run_correlation(detection, window, result)
+        except Exception as error:  # one broken rule never stops the others
+            result.error = f"{type(error).__name__}: {error}"
+        result.duration = time.perf_counter() - started
+        return result
+
+    def run_all(self, detections: Iterable[Detection], window: Window) -> list[RunResult]:
+        return [self.run(d, window) for d in detections]
+
+    def _run_event_rule(self, detection: Detection, window: Window, result: RunResult) -> None:
+        matches = self._matches(detection, window, (), self.max_alerts + 1)
+        if len(matches) > self.max_alerts:
+            result.truncated = True
+            total = self.store.count_matches(detection.where, detection.datasets, window)
+            matches = matches[: self.max_alerts]
+            self._record(self._overflow_alert(detection, window, matches, total), result)
+        result.matches = len(matches)
+        now = self.clock()
+        for match in matches:
+            self._record(self._event_alert(detection, match, now), result)
+
+    def _run_correlation(self, detection: Detection, window: Window, result: RunResult) -> None:
+        spec = detection.correlation
+        assert spec is not None
+        span = self.span(detection)
+        if window.field == "event.ingested" and (window.start is not None or window.end is not None):
+            # which events are new in this ingest window, then their full event-time context
+            probe: dict[str, list[Point]] = {}
+            self._correlate(detection, window, probe)
+            fresh = [p for points in probe.values() for p in points]
+            if not fresh:
+                return
+            context = Window(min(p.ts for p in fresh) - span, max(p.ts for p in fresh) + span + 1e-6,
+                             "@timestamp", ingested_before=window.end)
+        else:
+            context = window
+        outcome = self._correlate(detection, context, {})
+        result.missing_group = outcome.missing_group
+        result.matches = len(outcome.episodes)
+        now = self.clock()
+        for episode in outcome.episodes[: self.max_alerts]:
+            self._record_episode(detection, episode, now, result)
+        if len(outcome.episodes) > self.max_alerts:
+            result.truncated = True
+            self._record(self._overflow_alert(detection, window, [], len(outcome.episodes)), result)
+
+    # -- alerts ------------------------------------------------------------------------------
+    def _base_alert(self, detection: Detection, now: float) -> dict[str, Any]:
+        return {
+            "rule": {k: v for k, v in detection.info.as_dict().items() if k != "path"},
+            "detected_at": _iso(now),
+            "status": "new",
+        }
+
+    def _event_alert(self, detection: Detection, match: Match, now: float) -> dict[str, Any]:
+        info = detection.info
+        alert = self._base_alert(detection, now)
+        alert.update({
+            "id": alert_id_for_events(info.id, info.version, [match.id]),
+            "kind": "event",
+            "@timestamp": _iso(match.ts),
+            "first_seen": _iso(match.ts),
+            "last_seen": _iso(match.ts),
+            "agency": match.agency,
+            "event_count": 1,
+            "event_ids": [match.id],
+            "group": {},
+            "group_key": "",
+            "entities": {f: [v] for f in ENTITY_FIELDS if (v := match.fields.get(f)) not in (None, "")},
+        })
+        return alert
+
+    @staticmethod
+    def group_key(episode: Episode) -> str:
+        parts = [f"agency={episode.agency or ''}"]
+        parts += [f"{name}={value}" for name, value in zip(sorted(episode.group_values),
+                                                            [str(episode.group_values[n]).lower()
+                                                             for n in sorted(episode.group_values)], strict=True)]
+        return "|".join(parts)
+
+    def _episode_alert(self, detection: Detection, episode: Episode, now: float) -> dict[str, Any]:
+        spec = detection.correlation
+        assert spec is not None
+        events = episode.events
+        ids = sorted(events, key=lambda e: (events[e], e))
+        key = self.group_key(episode)
+        entities: dict[str, list[Any]] = {}
+        for point in episode.members:
+            if point.events and point.events[0] in events:
+                for name in ENTITY_FIELDS:
+                    value = point.fields.get(name)
+                    if value not in (None, "") and value not in entities.setdefault(name, []) \
+                            and len(entities[name]) < 20:
+                        entities[name].append(value)
+        alert = self._base_alert(detection, now)
+        alert.update({
+            "id": alert_id_for_group(detection.info.id, key, _iso(episode.start)),
+            "kind": "correlation",
+            "@timestamp": _iso(episode.start),
+            "first_seen": _iso(min(events.values()) if events else episode.start),
+            "last_seen": _iso(episode.end),
+            "agency": episode.agency,
+            "event_count": len(events),
+            "event_ids": ids[:MAX_EVENT_IDS],
+            "event_ids_truncated": len(ids) > MAX_EVENT_IDS,
+            "group": dict(episode.group_values),
+            "group_key": key,
+            "entities": {k: v for k, v in entities.items() if v},
+            "correlation": {"type": spec.type, "timespan_seconds": spec.timespan,
+                            "condition": {spec.op: spec.count}, "max_in_window": episode.metric,
+                            "windows": len(episode.windows)},
+        })
+        return alert
+
+    def _overflow_alert(self, detection: Detection, window: Window, shown: list[Match],
+                        total: int | None) -> dict[str, Any]:
+        now = self.clock()
+        alert = self._base_alert(detection, now)
+        start = window.start if window.start is not None else 0.0
+        alert.update({
+            "id": alert_id_for_group(detection.info.id, "overflow", _iso(start)),
+            "kind": "overflow",
+            "@timestamp": _iso(shown[0].ts if shown else now),
+            "first_seen": _iso(shown[0].ts if shown else now),
+            "last_seen": _iso(shown[-1].ts if shown else now),
+            "agency": None,
+            "event_count": total if total is not None else len(shown),
+            "event_ids": [],
+            "group": {},
+            "group_key": "overflow",
+            "message": (f"more than {self.max_alerts} matches in one run: only the first "
+                        f"{self.max_alerts} became alerts ({total if total is not None else 'unknown'} in all)"),
+        })
+        return alert
+
+    def _record(self, alert: dict[str, Any], result: RunResult) -> None:
+        if self.store.create(ALERTS, alert["id"], alert):
+            result.created.append(alert)
+        else:
+            result.existing += 1
+
+    def _record_episode(self, detection: Detection, episode: Episode, now: float, result: RunResult) -> None:
+        alert = self._episode_alert(detection, episode, now)
+        spec = detection.correlation
+        assert spec is not None
+        for _ in range(5):  # compare-and-set retries against concurrent schedulers
+            previous = self.store.find(ALERTS, {"rule.id": detection.info.id, "group_key": alert["group_key"]},
+                                       time_field="last_seen", start=_iso(episode.start - spec.timespan),
+                                       sort="last_seen", descending=True, limit=1)
+            if not previous:
+                self._record(alert, result)
+                return
+            doc = previous[0]
+            if doc.body.get("first_seen", "") > alert["last_seen"]:
+                self._record(alert, result)  # a distinct, earlier episode
+                return
+            merged = _merge_alerts(doc.body, alert)
+            if merged == doc.body:
+                result.existing += 1
+                return
+            try:
+                self.store.put(ALERTS, doc.id, merged, expected_version=doc.version)
+            except Conflict:
+                continue
+            result.updated += 1
+            return
+        raise Conflict(f"could not update alert for {alert['group_key']} after 5 attempts")
+
+
+def _merge_alerts(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Extend a recorded episode with a later view of it (same rule and group)."""
+    merged = dict(old)
+    ids = list(dict.fromkeys([*old.get("event_ids", []), *new.get("event_ids", [])]))
+    extra = len(set(new.get("event_ids", [])) - set(old.get("event_ids", [])))
+    merged["event_ids"] = ids[:MAX_EVENT_IDS]
+    merged["event_ids_truncated"] = len(ids) > MAX_EVENT_IDS or bool(old.get("event_ids_truncated"))
+    merged["event_count"] = max(old.get("event_count", 0) + extra, new.get("event_count", 0))
+    merged["first_seen"] = min(old["first_seen"], new["first_seen"])
+    merged["last_seen"] = max(old["last_seen"], new["last_seen"])
+    entities = {k: list(v) for k, v in old.get("entities", {}).items()}
+    for name, values in new.get("entities", {}).items():
+        bucket = entities.setdefault(name, [])
+        bucket.extend(v for v in values if v not in bucket and len(bucket) < 20)
+    merged["entities"] = entities
+    if "correlation" in old and "correlation" in new:
+        corr = dict(old["correlation"])
+        corr["max_in_window"] = max(old["correlation"]["max_in_window"], new["correlation"]["max_in_window"])
+        corr["windows"] = max(old["correlation"]["windows"], new["correlation"]["windows"])
+        merged["correlation"] = corr
+    return merged

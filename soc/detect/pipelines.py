@@ -1,0 +1,51 @@
+"""Sigma processing pipelines, kept as data in ``ingest/pipelines/*.yml``.
+
+A dataset in ``ingest/datasets.yml`` names the pipelines that map Sigma's field names onto the
+fields its events carry. ``windows`` additionally runs pySigma's own Sysmon and Windows
+log-source pipelines first (they turn ``category: process_creation`` into ``EventID: 1`` on the
+Sysmon channel, ``service: security`` into ``Channel: Security``...), as SigmaHQ's tooling does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+
+from sigma.pipelines.sysmon import sysmon_pipeline
+from sigma.pipelines.windows import windows_logsource_pipeline
+from sigma.processing.pipeline import ProcessingPipeline
+
+from soc.config import content_dir
+
+#: pySigma pipelines that run before our own YAML pipeline of the same name
+_BUILTIN: dict[str, list[Callable[[], ProcessingPipeline]]] = {
+    "windows": [sysmon_pipeline, windows_logsource_pipeline],
+}
+
+
+class PipelineNotFound(ValueError):
+    pass
+
+
+@cache
+def _yaml_pipeline(path: Path) -> ProcessingPipeline:
+    return ProcessingPipeline.from_yaml(path.read_text(encoding="utf-8"))
+
+
+def build_pipeline(names: Sequence[str], pipeline_dir: Path | None = None) -> ProcessingPipeline:
+    """One pipeline made of the named pipelines, in order (built-ins first)."""
+    base = pipeline_dir or content_dir("ingest") / "pipelines"
+    parts: list[ProcessingPipeline] = []
+    for name in names:
+        for factory in _BUILTIN.get(name, []):
+            parts.append(factory())
+        path = base / f"{name}.yml"
+        if path.is_file():
+            parts.append(_yaml_pipeline(path))
+        elif name not in _BUILTIN:
+            raise PipelineNotFound(f"no pipeline {name!r}: expected {path}")
+    pipeline = ProcessingPipeline()
+    for part in parts:
+        pipeline = pipeline + part
+    return pipeline

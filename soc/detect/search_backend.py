@@ -1,0 +1,64 @@
+"""pySigma's Lucene backend, adapted to our Elasticsearch/OpenSearch index template.
+
+The same processing pipelines as for SQLite map Sigma fields onto ECS fields; then:
+
+- every string value is **lower-cased** in the query, because the index template gives every
+  string field a ``lowercase`` normalizer (see ``soc/store/search.py``): together they make
+  Sigma's case-insensitive matching hold for equality, wildcards and ``*contains*`` alike
+  (pySigma-backend-elasticsearch #107/#178). ``|cased`` values are lower-cased too -- the index
+  keeps no case -- so they match case-insensitively (broader, never narrower); regular
+  expressions are passed through unchanged and so run against lower-cased values;
+- *keywords* (full-text items) search ``message`` as ``*value*``, like the SQLite backend;
+- a query is one DSL clause (``query_string``) the store puts in its bool filter, next to the
+  dataset and time-window filters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sigma.backends.elasticsearch import LuceneBackend
+from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValueExpression
+from sigma.conversion.state import ConversionState
+from sigma.types import SigmaString
+
+from soc.detect.sqlite_backend import KEYWORD_FIELD, _contains
+
+
+def _lower(value: SigmaString) -> SigmaString:
+    result = SigmaString()
+    result.s = tuple(part.lower() if isinstance(part, str) else part for part in value.s)
+    return result
+
+
+class SocSearchBackend(LuceneBackend):
+    name = "SOC search-engine backend"
+
+    def convert_value_str(self, s: SigmaString, state: ConversionState) -> str:
+        return super().convert_value_str(_lower(s), state)
+
+    def convert_condition_field_eq_val_str_case_sensitive(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        plain = SigmaString()
+        plain.s = cond.value.s
+        cond.value = plain  # no case survives the normalizer: match it like any other value
+        return self.convert_condition_field_eq_val_str(cond, state)
+
+    def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
+        value = _contains(_lower(cond.value))
+        return f"{KEYWORD_FIELD}:" + super(LuceneBackend, self).convert_value_str(value, state)
+
+    def convert_condition_val_num(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
+        return f"{KEYWORD_FIELD}:*{cond.value}*"
+
+    def finalize_query_default(self, rule: Any, query: str, index: int, state: ConversionState) -> Any:
+        return {"query_string": {"query": query, "analyze_wildcard": True, "allow_leading_wildcard": True,
+                                 "default_operator": "AND"}}
+
+    @staticmethod
+    def combine(queries: list[Any]) -> Any:
+        if len(queries) == 1:
+            return queries[0]
+        return {"bool": {"should": queries, "minimum_should_match": 1}}
+

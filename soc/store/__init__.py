@@ -1,0 +1,36 @@
+"""Stores, chosen by URL scheme (Faust style): ``sqlite:///path/to/soc.db`` (embedded default),
+``opensearch://host:9200`` and ``elasticsearch://host:9200`` (``+https`` for TLS, e.g.
+``opensearch+https://user:pass@host:9200``)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from urllib.parse import urlsplit
+
+from soc.store.base import Conflict, Doc, Match, Store, StoreError, Window, WriteResult
+
+STORES = {
+    "sqlite": "soc.store.sqlite:SQLiteStore",
+    "opensearch": "soc.store.search:OpenSearchStore",
+    "elasticsearch": "soc.store.search:ElasticsearchStore",
+}
+
+__all__ = ["STORES", "Conflict", "Doc", "Match", "Store", "StoreError", "Window", "WriteResult", "open_store"]
+
+
+def open_store(url: str, **options: object) -> Store:
+    """Open the store a URL names; the error lists the schemes this build knows."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in STORES:
+        raise StoreError(f"unknown store URL {url!r}: use one of {', '.join(s + '://' for s in STORES)}")
+    module, _, name = STORES[scheme].partition(":")
+    cls = getattr(import_module(module), name)
+    if scheme == "sqlite":
+        from soc.catalog import default_catalog
+
+        # SQLAlchemy convention: sqlite:///relative.db, sqlite:////absolute/path.db
+        path = parts.netloc + parts.path[1:] if parts.path.startswith("/") else parts.netloc + parts.path
+        options.setdefault("numeric_fields", default_catalog().numeric_fields)
+        return cls(path or ":memory:", **options)
+    return cls.from_url(url, **options)

@@ -1,0 +1,229 @@
+"""Index templates and retention policies for the search store, generated from the catalogue.
+
+``ingest/fields.yml`` (through :func:`soc.catalog.default_catalog`) is the single source of
+truth: every listed field gets its type here, and everything else is mapped by dynamic
+templates. Nothing in this module talks to a server; :mod:`soc.store.search` installs what it
+builds.
+
+Case-insensitivity (Sigma matches case-insensitively; keyword fields do not, see pySigma
+Elasticsearch backend issues #107 and #178): every string field a rule can query --
+``keyword`` *and* ``text`` in fields.yml, every string under the ``dynamic`` prefixes and any
+unknown string -- is a ``keyword`` with the custom ``soc_lowercase`` normalizer. The
+normalizer is applied at index time and to the query value of term, terms, match, wildcard,
+prefix, regexp and query_string queries, so ``user.name: ROOT`` finds ``root`` and
+``message: *Failed PASSWORD*`` finds ``Failed password for ...``. It lowercases only (no ASCII
+folding): Vietnamese diacritics stay significant, as in Sigma.
+
+Why not the ``wildcard`` field type for the long free-text fields (``message``,
+``event.original``, ``process.command_line``, ``url.original``...)? Measured on the
+devstack's OpenSearch 2.19.6 (see ``tests/test_search_store.py``): it accepts a normalizer,
+and term/wildcard/prefix/regexp queries then match case-insensitively, but ``query_string``
+with a leading wildcard (``message:*password*``, which is how Lucene-syntax Sigma backends
+write ``contains``) matches nothing even in lower case, and ``terms`` ignores the
+normalizer; Elasticsearch's ``wildcard`` type accepts no normalizer at all. A keyword with a
+normalizer behaves the same for every query type on both engines. The price: a leading
+wildcard scans the shard's term dictionary (about 50 ms per 200,000 distinct messages on
+the devstack, against 5-250 ms for the wildcard type depending on selectivity), and values
+longer than ``ignore_above`` (8,191 characters, so that a normalized value never exceeds
+Lucene's 32,766-byte term limit) are kept in ``_source`` -- returned by every read -- but not
+indexed for that field, so no rule can match them on it. The document itself is never
+rejected for its length.
+
+Store-owned keys are exact keywords without the normalizer, as their SQLite columns are case
+sensitive: ``event.dataset``, ``organization.id``, ``soc.id`` (the event id, the sort
+tie-breaker), and in document collections every string.
+
+``index.mapping.ignore_malformed`` makes a bad number, IP or date (``source.ip:
+"not-an-ip"``) drop only that field from the index (it is listed in ``_ignored``; the value
+stays in ``_source``); the event is still stored. What a mapping still rejects -- a concrete
+value where an object is mapped (``user: "root"`` next to ``user.name``), or more than the
+total-fields limit of distinct fields -- comes back per document in ``WriteResult.rejected``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from soc.catalog import Catalog, default_catalog
+
+NORMALIZER = "soc_lowercase"
+#: Longest string (in UTF-16 units) indexed in a keyword: a unit is at most 3 UTF-8 bytes, also
+#: after lowercasing, so 8,191 units stay well under Lucene's 32,766-byte term limit.
+IGNORE_ABOVE = 8191
+EVENT_FIELDS_LIMIT = 10_000
+DOC_FIELDS_LIMIT = 5_000
+#: Fields the store itself writes and keys on: exact, case preserved (grouping keys).
+EXACT_FIELDS = ("event.dataset", "organization.id", "soc.id")
+#: The event id copy used as the sort tie-breaker (sorting on ``_id`` is discouraged and
+#: disabled by default on Elasticsearch 8+).
+ID_FIELD = "soc.id"
+#: The document id copy in document collections (stripped from bodies on read).
+DOC_ID_FIELD = "@soc_id"
+#: Where an unqualified query_string term (Sigma ``keywords``) looks.
+DEFAULT_QUERY_FIELDS = ("message",)
+
+_LOWERCASE_KEYWORD = {"type": "keyword", "normalizer": NORMALIZER, "ignore_above": IGNORE_ABOVE}
+_EXACT_KEYWORD = {"type": "keyword", "ignore_above": IGNORE_ABOVE}
+_TYPES: dict[str, dict[str, Any]] = {
+    "keyword": _LOWERCASE_KEYWORD,
+    "text": _LOWERCASE_KEYWORD,
+    "long": {"type": "long"},
+    "float": {"type": "double"},
+    "ip": {"type": "ip"},
+    "date": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
+    "boolean": {"type": "boolean"},
+}
+
+
+def field_mapping(kind: str) -> dict[str, Any]:
+    """The mapping of one fields.yml type (unknown types map like ``keyword``)."""
+    return dict(_TYPES.get(kind, _LOWERCASE_KEYWORD))
+
+
+def _properties(flat: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Nest flat dotted names into ``properties`` trees (``a.b`` is the object path a -> b)."""
+    root: dict[str, Any] = {}
+    for name in sorted(flat):
+        node = root
+        parts = name.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {"properties": {}})
+            if "properties" not in child:
+                raise ValueError(f"fields.yml: {'.'.join(parts[:i + 1])!r} is a field and also "
+                                 f"the parent of {name!r}; one name cannot be both")
+            node = child["properties"]
+        if parts[-1] in node:
+            raise ValueError(f"fields.yml: {name!r} is a field and also the parent of other fields")
+        node[parts[-1]] = flat[name]
+    return root
+
+
+def _dynamic_templates(prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
+    templates: list[dict[str, Any]] = []
+    for i, prefix in enumerate(prefixes):
+        # everything under a vendor prefix is keyword text, numbers and booleans included
+        for kind in ("string", "long", "double", "boolean"):
+            templates.append({f"vendor_{i}_{kind}": {
+                "path_match": prefix.rstrip(".") + ".*", "match_mapping_type": kind,
+                "mapping": dict(_LOWERCASE_KEYWORD)}})
+    templates.append({"strings": {"match_mapping_type": "string", "mapping": dict(_LOWERCASE_KEYWORD)}})
+    templates.append({"decimals": {"match_mapping_type": "double", "mapping": {"type": "double"}}})
+    return templates
+
+
+def _settings(shards: int, replicas: int | None, fields_limit: int) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "number_of_shards": shards,
+        "mapping.total_fields.limit": fields_limit,
+        "mapping.ignore_malformed": True,
+    }
+    if replicas is not None:
+        settings["number_of_replicas"] = replicas
+    return settings
+
+
+def events_template(prefix: str, *, catalog: Catalog | None = None, shards: int = 1,
+                    replicas: int | None = None, extra_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The composable index template of the daily event indices ``<prefix>-events-*``."""
+    catalog = catalog or default_catalog()
+    flat = {name: field_mapping(kind) for name, kind in catalog.field_types.items()}
+    for name in EXACT_FIELDS:
+        flat[name] = dict(_EXACT_KEYWORD)
+    flat["event.ingested"] = field_mapping("date")
+    settings = _settings(shards, replicas, EVENT_FIELDS_LIMIT)
+    settings["query.default_field"] = list(DEFAULT_QUERY_FIELDS)
+    settings["analysis"] = {"normalizer": {NORMALIZER: {"type": "custom", "filter": ["lowercase"]}}}
+    settings.update(extra_settings or {})
+    return {
+        "index_patterns": [f"{prefix}-events-*"],
+        "priority": 200,
+        "template": {
+            "settings": {"index": settings},
+            "mappings": {
+                "dynamic": True,
+                "date_detection": False,
+                "numeric_detection": False,
+                "dynamic_templates": _dynamic_templates(catalog.dynamic_prefixes),
+                "properties": _properties(flat),
+            },
+            "aliases": {f"{prefix}-events": {}},
+        },
+        "_meta": {"managed_by": "soc", "description": "SOC events, one index per UTC day of @timestamp"},
+    }
+
+
+def docs_template(prefix: str, *, shards: int = 1, replicas: int | None = None) -> dict[str, Any]:
+    """The template of the document collections ``<prefix>-docs-<collection>``.
+
+    Document bodies are nested JSON filtered by exact value: strings are exact keywords (ISO
+    UTC times with a ``Z`` sort correctly as text, so ``first_seen`` ranges and sorts work),
+    numbers are doubles (so sorts are numeric whatever the first value looked like).
+    """
+    return {
+        "index_patterns": [f"{prefix}-docs-*"],
+        "priority": 200,
+        "template": {
+            "settings": {"index": _settings(shards, replicas, DOC_FIELDS_LIMIT)},
+            "mappings": {
+                "dynamic": True,
+                "date_detection": False,
+                "numeric_detection": False,
+                "dynamic_templates": [
+                    {"strings": {"match_mapping_type": "string", "mapping": dict(_EXACT_KEYWORD)}},
+                    {"integers": {"match_mapping_type": "long", "mapping": {"type": "double"}}},
+                    {"decimals": {"match_mapping_type": "double", "mapping": {"type": "double"}}},
+                ],
+                "properties": {DOC_ID_FIELD: dict(_EXACT_KEYWORD)},
+            },
+        },
+        "_meta": {"managed_by": "soc", "description": "SOC document collections (alerts, rule state...)"},
+    }
+
+
+def ism_policy(prefix: str, retention_days: int) -> dict[str, Any]:
+    """OpenSearch ISM: delete an event index ``retention_days`` after it was created.
+
+    ISM counts from the index *creation* date; an index created late for old events (a
+    backfill) lives its full retention from then. :meth:`purge_events` is exact.
+    """
+    return {"policy": {
+        "description": f"SOC: delete {prefix}-events-* indices after {retention_days} days",
+        "default_state": "hot",
+        "states": [
+            {"name": "hot", "actions": [],
+             "transitions": [{"state_name": "delete", "conditions": {"min_index_age": f"{retention_days}d"}}]},
+            {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+        ],
+        "ism_template": [{"index_patterns": [f"{prefix}-events-*"], "priority": 200}],
+    }}
+
+
+def ilm_policy(prefix: str, retention_days: int) -> dict[str, Any]:
+    """Elasticsearch ILM: delete an event index ``retention_days`` after its day.
+
+    With ``index.lifecycle.parse_origination_date`` (set by :func:`ilm_settings`) ILM reads
+    the origination date from the index name (``soc-events-2025.01.31``), so a backfilled old
+    day is deleted on time rather than ``retention_days`` after its creation.
+    """
+    return {"policy": {
+        "_meta": {"managed_by": "soc", "description": f"delete {prefix}-events-* after {retention_days} days"},
+        "phases": {
+            "hot": {"min_age": "0ms", "actions": {}},
+            "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}},
+        },
+    }}
+
+
+def ilm_settings(policy_name: str) -> dict[str, Any]:
+    return {"lifecycle.name": policy_name, "lifecycle.parse_origination_date": True}
+
+
+def fingerprint(*bodies: Any) -> str:
+    """A short digest of template and policy bodies: unchanged digest, nothing to install."""
+    digest = hashlib.blake2b(digest_size=8)
+    for body in bodies:
+        digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()
