@@ -23,8 +23,8 @@ from soc.catalog import default_catalog
 from soc.detect.compiler import RuleSet, compile_rules
 from soc.detect.engine import DetectionEngine
 from soc.detect.rules import load_rules
-from soc.ingest.files import FileIngestor
 from soc.ingest.normalize import SourceContext
+from soc.ingest.reader import FileIngestor
 from soc.store.base import Window
 from soc.store.sqlite import SQLiteStore
 

@@ -1,0 +1,280 @@
+"""The embedded service (``soc run``): listeners, inbox, tails, store, scheduled rules.
+
+Topology (one process, nothing to install)::
+
+    syslog UDP/TCP --\\
+    inbox files -----+--> IngestPipeline --> SQLite store --> scheduled rules --> alerts
+    tailed files ---/                                                 (printed as they come)
+
+Every source hands its batches to the same sink, which writes them and only then acknowledges
+the batch (inbox and tail positions are persisted on acknowledgement, so a crash re-reads,
+never skips). Detection reads the store on its own schedule. Ctrl-C (SIGINT) or SIGTERM stops
+the sources first (their pending batches are stored), then the scheduler, then the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from soc.config import Settings
+from soc.detect.compiler import Detection, compile_rules
+from soc.detect.engine import DetectionEngine, RunResult
+from soc.detect.rules import load_rules
+from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
+from soc.ingest.deadletter import DeadLetterFile
+from soc.ingest.pipeline import IngestPipeline
+from soc.ingest.reader import FileIngestor, file_format
+from soc.ingest.sourcedefs import (
+    Agencies,
+    SourceDefinition,
+    context_for,
+    load_agencies,
+    load_sources,
+)
+from soc.ingest.sources.inbox import Inbox
+from soc.ingest.sources.syslog import SyslogListener
+from soc.ingest.sources.tail import FileTail
+from soc.model import Event
+from soc.store import open_store
+from soc.store.base import Store
+from soc.ui import LEVEL_STYLE, console, show_time, zone_note
+
+log = logging.getLogger(__name__)
+
+
+class Sink:
+    """Writes event batches to the store, retrying while the store is busy; counts everything."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def write(self, events: list[Event]) -> None:
+        if not events:
+            return
+        delay = 0.5
+        while True:
+            try:
+                result = self.store.write_events(events)
+                break
+            except Exception as error:  # the store is locked or down: hold the source, retry
+                log.warning("store write failed (%s); retrying in %.0fs", error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30)
+        with self.lock:
+            self.counts["stored"] += result.created
+            self.counts["duplicates"] += result.existing
+            self.counts["rejected"] += len(result.rejected)
+
+
+class Service:
+    def __init__(self, settings: Settings, rule_dirs: list[Path], *, out: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.rule_dirs = rule_dirs
+        self.console = console()
+        self.out = out or self.console.print
+        self.store = open_store(settings.resolved_store_url)
+        self.sink = Sink(self.store)
+        self.agencies: Agencies = load_agencies()
+        self.sources: list[SourceDefinition] = load_sources()
+        settings.dead_letter_dir.mkdir(parents=True, exist_ok=True)
+        self.dead_letter = DeadLetterFile(settings.dead_letter_dir / "ingest.jsonl")
+        self.pipelines: dict[str, IngestPipeline] = {}
+        self.ingestors: list[FileIngestor] = []
+        self.listener: SyslogListener | None = None
+        self.inbox: Inbox | None = None
+        self.tails: list[FileTail] = []
+        self.threads: list[threading.Thread] = []
+        self.stopping = threading.Event()
+        loaded = load_rules(rule_dirs)
+        self.ruleset = compile_rules(loaded, dialect=self.store.dialect)
+        self.engine = DetectionEngine(self.store, self.ruleset,
+                                      max_alerts=settings.detection.max_alerts_per_run)
+        d = settings.detection
+        self.runner = RuleRunner(self.engine, Timing(interval=d.interval_seconds, overlap=d.overlap_seconds,
+                                                     settle=d.settle_seconds), on_alerts=self._announce)
+        self.detections: list[Detection] = self.ruleset.runnable()
+        self.scheduler = DetectionScheduler(self.runner, self.detections, max_workers=d.max_concurrent_rules)
+
+    # -- ingest ------------------------------------------------------------------------------
+    def _pipeline(self, source: SourceDefinition) -> IngestPipeline:
+        if source.name not in self.pipelines:
+            self.pipelines[source.name] = IngestPipeline(
+                context_for(source, self.agencies), source.format,
+                self.settings.syslog.max_message_bytes, self.dead_letter)
+        return self.pipelines[source.name]
+
+    def _start_syslog(self, source: SourceDefinition) -> None:
+        pipeline = self._pipeline(source)
+        udp = source.listen_udp or self.settings.syslog.udp
+        tcp = source.listen_tcp or self.settings.syslog.tcp
+        if not udp and not tcp:
+            return
+        listener = SyslogListener(lambda records: self.sink.write(pipeline.process(records)),
+                                  udp=udp or None, tcp=tcp or None, source_name=source.name,
+                                  max_frame_bytes=4 * self.settings.syslog.max_message_bytes)
+        try:
+            listener.start()
+        except OSError as error:
+            raise SystemExit(f"cannot listen for syslog on {udp or tcp}: {error}. Use --udp/--tcp "
+                             "with a free port (ports below 1024 need root), or '' to disable.") from error
+        self.listener = listener
+        for kind, address in (("UDP", listener.udp_address), ("TCP", listener.tcp_address)):
+            if address:
+                self.out(f"listening for syslog on {kind} {address[0]}:{address[1]}")
+
+    def _start_inbox(self, source: SourceDefinition, follow: bool) -> None:
+        inbox = Inbox(self.settings.inbox, settle_seconds=2.0 if follow else 0.0)
+        self.inbox = inbox
+        ingestor = FileIngestor(context_for(source, self.agencies), fmt=source.format,
+                                dead_letter=self.dead_letter)
+        self.ingestors.append(ingestor)
+        formats: dict[str, str] = {}
+
+        def loop() -> None:
+            for batch in inbox.batches(follow=follow):
+                key = str(batch.key)
+                if key not in formats:
+                    formats[key] = file_format(Path(key), source.format)
+                    self.out(f"inbox: reading {Path(key).name} as {formats[key]}")
+                self.sink.write(ingestor.events(batch, formats[key]))
+                inbox.ack(batch)
+                if batch.final:
+                    self.out(f"inbox: {Path(key).name} done")
+
+        self._thread(loop, "soc-inbox")
+        self.out(f"inbox: drop log files into {self.settings.inbox.resolve()}")
+
+    def _start_tail(self, source: SourceDefinition) -> None:
+        if not source.path:
+            raise SystemExit(f"source {source.name}: a tail needs 'path'")
+        state = self.settings.data_dir / "state" / f"tail-{source.name}.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        tail = FileTail(source.path, state)
+        self.tails.append(tail)
+        pipeline = self._pipeline(source)
+
+        def loop() -> None:
+            for batch in tail.batches():
+                self.sink.write(pipeline.process(batch))
+                tail.ack(batch)
+
+        self._thread(loop, f"soc-tail-{source.name}")
+        self.out(f"tail: following {source.path} ({source.name})")
+
+    def _thread(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    # -- detection output ----------------------------------------------------------------------
+    def _announce(self, detection: Detection, result: RunResult) -> None:
+        zone = self.settings.zone
+        for alert in result.created:
+            level = alert["rule"]["level"]
+            who = ", ".join(f"{k}={v}" for k, v in alert.get("group", {}).items()) or ", ".join(
+                f"{k}={v[0]}" for k, v in list(alert.get("entities", {}).items())[:2])
+            self.out(f"[{LEVEL_STYLE.get(level, '')}]ALERT {level}[/] {show_time(alert['first_seen'], zone)} "
+                     f"{alert['rule']['title']} | agency {alert.get('agency')} | {who} | "
+                     f"{alert['event_count']} events | rule by {alert['rule']['author']}")
+
+    def status_line(self) -> str:
+        counts: Counter[str] = Counter()
+        for pipeline in self.pipelines.values():
+            for key, value in pipeline.counters.as_dict().items():
+                if isinstance(value, int):
+                    counts[key] += value
+        for ingestor in self.ingestors:
+            counts.update(ingestor.counters())
+        return (f"stored {self.sink.counts['stored']} events (parsed {counts['parsed']}, partial "
+                f"{counts['partial']}, failed {counts['failed']}, dead-lettered {counts['dead_lettered']}); "
+                f"{len(self.detections)} rules scheduled")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self, *, follow: bool = True) -> None:
+        self.out(f"store: {self.settings.resolved_store_url}  ({zone_note(self.settings.zone)})")
+        problems = [r for r in self.ruleset.reports() if r.errors] + self.ruleset.problems  # type: ignore[operator]
+        self.out(f"rules: {len(self.detections)} runnable of {len(self.ruleset.detections)} from "
+                 f"{', '.join(map(str, self.rule_dirs))}"
+                 + (f"; {len(problems)} with problems (see `soc rules check`)" if problems else ""))
+        for source in self.sources:
+            if source.type == "syslog" and follow:
+                self._start_syslog(source)
+            elif source.type == "inbox":
+                self._start_inbox(source, follow)
+            elif source.type == "tail" and follow:
+                self._start_tail(source)
+
+    def run_rules_once(self) -> list[RunResult]:
+        results = []
+        for detection in self.detections:
+            result = self.runner.run_once(detection)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.listener is not None:
+            self.listener.stop()
+        if self.inbox is not None:
+            self.inbox.stop()
+        for tail in self.tails:
+            tail.stop()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        self.dead_letter.close()
+
+    def purge(self) -> None:
+        removed = self.store.purge_events(time.time() - self.settings.retention_days * 86400)
+        if removed:
+            self.out(f"retention: removed {removed} events older than {self.settings.retention_days} days")
+
+
+def run_service(settings: Settings, rule_dirs: list[Path], *, once: bool = False) -> dict[str, Any]:
+    """Run until Ctrl-C (or, with ``once``, ingest the inbox, run every rule once and return)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    service = Service(settings, rule_dirs)
+    if once:
+        service.runner.timing = Timing(interval=0, overlap=service.runner.timing.overlap, settle=0)
+        service.start(follow=False)
+        for thread in service.threads:
+            thread.join()
+        results = service.run_rules_once()
+        service.stop()
+        service.out(service.status_line())
+        return {"results": results, "counts": dict(service.sink.counts)}
+    service.start(follow=True)
+    service.scheduler.start()
+    service.scheduler.scheduler.add_job(service.purge, "interval", hours=6, id="retention")
+    service.out("running; Ctrl-C to stop")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    last = ""
+    while not stop.wait(30):
+        line = service.status_line()
+        if line != last:
+            service.out(line)
+            last = line
+    service.out("stopping: storing pending batches...")
+    service.stop()
+    service.scheduler.stop()
+    service.out(service.status_line())
+    service.store.close()
+    return {"counts": dict(service.sink.counts)}
+
