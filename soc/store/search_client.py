@@ -16,6 +16,7 @@ URLs: ``opensearch://host:9200``, ``opensearch+https://user:pass@host:9200``,
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -146,8 +147,18 @@ def _params(params: dict[str, Any] | None) -> dict[str, str] | None:
     return {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in params.items()}
 
 
+class _ExpectedStatuses(logging.Filter):
+    """opensearch-py logs every status >= 400 as a warning; 404 and 409 are answers here
+    (no such document, already exists, compare-and-set lost), not failures."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) >= 3 and args[2] in (404, 409))
+
+
 class OpenSearchTransport(Transport):
     flavour = "opensearch"
+    _filter_installed = False
 
     def __init__(self, endpoint: Endpoint, *, timeout: float):
         super().__init__(endpoint, timeout=timeout)
@@ -161,11 +172,13 @@ class OpenSearchTransport(Transport):
             def dumps(self, data: Any) -> Any:
                 return data if isinstance(data, (str, bytes)) else orjson.dumps(data).decode()
 
+        if not OpenSearchTransport._filter_installed:
+            logging.getLogger("opensearch").addFilter(_ExpectedStatuses())
+            OpenSearchTransport._filter_installed = True
         auth = (endpoint.username, endpoint.password or "") if endpoint.username else None
         self.client = OpenSearch(
             hosts=endpoint.hosts, http_auth=auth, timeout=timeout, max_retries=1,
-            retry_on_timeout=False, serializer=_Orjson(), pool_maxsize=16,
-            ssl_show_warn=False, **endpoint.options)
+            retry_on_timeout=False, serializer=_Orjson(), pool_maxsize=16, **endpoint.options)
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: Any = None, ndjson: bool = False, timeout: float | None = None) -> Any:

@@ -1,4 +1,4 @@
-"""Index templates and retention policies for the search store, generated from the catalogue.
+r"""Index templates and retention policies for the search store, generated from the catalogue.
 
 ``ingest/fields.yml`` (through :func:`soc.catalog.default_catalog`) is the single source of
 truth: every listed field gets its type here, and everything else is mapped by dynamic
@@ -12,7 +12,9 @@ unknown string -- is a ``keyword`` with the custom ``soc_lowercase`` normalizer.
 normalizer is applied at index time and to the query value of term, terms, match, wildcard,
 prefix, regexp and query_string queries, so ``user.name: ROOT`` finds ``root`` and
 ``message: *Failed PASSWORD*`` finds ``Failed password for ...``. It lowercases only (no ASCII
-folding): Vietnamese diacritics stay significant, as in Sigma.
+folding): Vietnamese diacritics stay significant, as in Sigma. One trap (measured on 2.19.6):
+a ``regexp`` pattern is lowercased as a whole too, so ``\D``, ``\S``, ``\W`` turn into
+``\d``, ``\s``, ``\w``; write them ``[^\d]``, ``[^\s]``, ``[^\w]``.
 
 Why not the ``wildcard`` field type for the long free-text fields (``message``,
 ``event.original``, ``process.command_line``, ``url.original``...)? Measured on the
@@ -34,10 +36,13 @@ sensitive: ``event.dataset``, ``organization.id``, ``soc.id`` (the event id, the
 tie-breaker), and in document collections every string.
 
 ``index.mapping.ignore_malformed`` makes a bad number, IP or date (``source.ip:
-"not-an-ip"``) drop only that field from the index (it is listed in ``_ignored``; the value
-stays in ``_source``); the event is still stored. What a mapping still rejects -- a concrete
-value where an object is mapped (``user: "root"`` next to ``user.name``), or more than the
-total-fields limit of distinct fields -- comes back per document in ``WriteResult.rejected``.
+"not-an-ip"``, ``process.pid: "abc"``) drop only that field from the index (it is listed in
+``_ignored``; the value stays in ``_source``); the event is still stored. On OpenSearch 2.19.6
+this also covers an object sent where a keyword is mapped (measured: without the setting that
+document is rejected with 400; Elasticsearch documents no ``ignore_malformed`` for keyword
+fields -- not measured here -- so there it would come back in ``rejected``). What a mapping still rejects -- a concrete value where an object is mapped
+(``user: "root"`` next to ``user.name``), or more than the total-fields limit (10,000) of
+distinct fields -- comes back per document in ``WriteResult.rejected`` with the reason.
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ def field_mapping(kind: str) -> dict[str, Any]:
     return dict(_TYPES.get(kind, _LOWERCASE_KEYWORD))
 
 
-def _properties(flat: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def properties_tree(flat: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Nest flat dotted names into ``properties`` trees (``a.b`` is the object path a -> b)."""
     root: dict[str, Any] = {}
     for name in sorted(flat):
@@ -147,7 +152,7 @@ def events_template(prefix: str, *, catalog: Catalog | None = None, shards: int 
                 "date_detection": False,
                 "numeric_detection": False,
                 "dynamic_templates": _dynamic_templates(catalog.dynamic_prefixes),
-                "properties": _properties(flat),
+                "properties": properties_tree(flat),
             },
             "aliases": {f"{prefix}-events": {}},
         },

@@ -1,0 +1,158 @@
+"""Document collections on a search engine, with compare-and-set.
+
+Each collection is its own index, ``<prefix>-docs-<collection>`` (names outside
+``[a-z0-9_-]`` are lowercased, cleaned and suffixed with a digest so two collections never
+share an index). Bodies are stored as given, plus ``@soc_id`` (the id, the sort tie-breaker;
+stripped again on read).
+
+**Versions.** ``Doc.version`` encodes the document's ``(_primary_term, _seq_no)`` as
+``primary_term << 40 | seq_no``. Every write of a document takes a higher sequence number of
+its shard and a failover only raises the primary term, so the version of a document only
+grows -- also across a delete and re-create, so an old version can never match again.
+``put(expected_version=v)`` decodes ``v`` into ``if_seq_no``/``if_primary_term``; the server
+checks atomically and answers 409, which is :class:`~soc.store.base.Conflict`.
+``expected_version=0`` means must-not-exist (``op_type=create``). No extra round trip, no
+client-side state. (Versions are large numbers, about 1.1e12 for primary term 1; they stay
+exact in JSON doubles for primary terms below 8192.)
+
+**Visibility.** ``get`` is a realtime GET: a write is visible at once, which is what the
+scheduler's get + put-CAS leases need. ``find``/``iter_all`` are searches; they first refresh a
+collection this store instance wrote since its last refresh (read-your-writes in one process
+without a refresh per write); writes of other processes show within the index refresh
+interval (1 s by default).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import orjson
+
+from soc.store import search_mappings as maps
+from soc.store.base import Conflict, Doc, StoreError
+from soc.store.search_client import HTTPError
+from soc.store.search_query import doc_query, doc_sort
+
+if TYPE_CHECKING:
+    from soc.store.search_base import SearchStore
+
+TERM_BITS = 40
+_SEQ_MASK = (1 << TERM_BITS) - 1
+
+
+def encode_version(seq_no: int, primary_term: int) -> int:
+    if not 0 <= seq_no <= _SEQ_MASK:
+        raise StoreError(f"sequence number {seq_no} does not fit the version encoding")
+    return (primary_term << TERM_BITS) | seq_no
+
+
+def decode_version(version: int) -> tuple[int, int]:
+    """``(seq_no, primary_term)`` of a version issued by :func:`encode_version`."""
+    if version < 1 << TERM_BITS:
+        raise Conflict(f"version {version} was not issued by this store (it cannot be current)")
+    return version & _SEQ_MASK, version >> TERM_BITS
+
+
+def doc_from_hit(hit: dict[str, Any], id_: str | None = None) -> Doc:
+    body = dict(hit.get("_source") or {})
+    body.pop(maps.DOC_ID_FIELD, None)
+    return Doc(id_ or hit["_id"], encode_version(hit["_seq_no"], hit["_primary_term"]), body)
+
+
+class DocumentCollections:
+    """The document half of the store protocol; mixed into :class:`SearchStore`."""
+
+    def _doc_index(self: SearchStore, collection: str) -> str:
+        index = self._doc_indices.get(collection)
+        if index is None:
+            safe = re.sub(r"[^a-z0-9_-]", "_", collection.lower()).lstrip("_-")
+            if safe != collection or not safe:
+                safe = f"{safe}-{maps.fingerprint(collection)}".lstrip("-")
+            index = self._doc_indices[collection] = f"{self.prefix}-docs-{safe}"
+        return index
+
+    def _doc_write(self: SearchStore, method: str, collection: str, op: str, id_: str,
+                   body: dict[str, Any] | None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One write (``op`` = ``_create`` or ``_doc``), creating the collection's index if the
+        cluster does not create indices automatically. HTTP errors pass through."""
+        index = self._doc_index(collection)
+        path = f"/{index}/{op}/{quote(id_, safe='')}"
+        payload = None if body is None else orjson.dumps({**body, maps.DOC_ID_FIELD: id_})
+        try:
+            resp = self._call(method, path, params=params, body=payload, what=f"writing {collection}/{id_}")
+        except HTTPError as error:
+            if error.error_type != "index_not_found_exception" or method == "DELETE":
+                raise
+            self._create_index(index)
+            resp = self._call(method, path, params=params, body=payload, what=f"writing {collection}/{id_}")
+        self._dirty.add(index)
+        return resp
+
+    def create(self: SearchStore, collection: str, id: str, body: dict[str, Any]) -> bool:
+        try:
+            self._doc_write("PUT", collection, "_create", id, body)
+        except HTTPError as error:
+            if error.status == 409:
+                return False
+            raise StoreError(f"{collection}/{id}: create failed: {error.reason}") from error
+        return True
+
+    def get(self: SearchStore, collection: str, id: str) -> Doc | None:
+        try:
+            resp = self._call("GET", f"/{self._doc_index(collection)}/_doc/{quote(id, safe='')}",
+                              what=f"reading {collection}/{id}")
+        except HTTPError as error:
+            if error.status == 404:
+                return None
+            raise StoreError(f"{collection}/{id}: read failed: {error.reason}") from error
+        return doc_from_hit(resp, id) if resp.get("found") else None
+
+    def put(self: SearchStore, collection: str, id: str, body: dict[str, Any],
+            expected_version: int | None = None) -> int:
+        op, params = ("_create" if expected_version == 0 else "_doc"), None
+        if expected_version:
+            seq_no, term = decode_version(expected_version)
+            params = {"if_seq_no": seq_no, "if_primary_term": term}
+        try:
+            resp = self._doc_write("PUT", collection, op, id, body, params)
+        except HTTPError as error:
+            if error.status == 409:
+                raise Conflict(f"{collection}/{id}: expected version {expected_version}, but the "
+                               "document changed, exists or was deleted since") from error
+            raise StoreError(f"{collection}/{id}: write failed: {error.reason}") from error
+        return encode_version(resp["_seq_no"], resp["_primary_term"])
+
+    def delete(self: SearchStore, collection: str, id: str) -> bool:
+        try:
+            self._doc_write("DELETE", collection, "_doc", id, None)
+        except HTTPError as error:
+            if error.status == 404:
+                return False
+            raise StoreError(f"{collection}/{id}: delete failed: {error.reason}") from error
+        return True
+
+    def find(self: SearchStore, collection: str, where: dict[str, Any] | None = None, *,
+             time_field: str | None = None, start: str | None = None, end: str | None = None,
+             sort: str | None = None, descending: bool = False, limit: int = 1000) -> list[Doc]:
+        query = doc_query(where, time_field, start, end)
+        if query is None:
+            return []
+        return list(self._docs(collection, query, doc_sort(sort, descending), limit))
+
+    def iter_all(self: SearchStore, collection: str) -> Iterator[Doc]:
+        return self._docs(collection, {"match_all": {}}, doc_sort(None, False), 2**62)
+
+    def _docs(self: SearchStore, collection: str, query: dict[str, Any], sort: list[dict[str, Any]],
+              limit: int) -> Iterator[Doc]:
+        if limit <= 0:
+            return iter(())
+        index = self._doc_index(collection)
+        if index in self._dirty:  # read this process's own writes
+            self._dirty.discard(index)
+            self._request("POST", f"/{index}/_refresh", params={"ignore_unavailable": True}, what="refresh")
+        body = {"query": query, "sort": sort, "seq_no_primary_term": True, "track_total_hits": False}
+        pages = self._pages(index, body, limit, pit=False, what=f"reading {collection}")
+        return (doc_from_hit(hit) for hits in pages for hit in hits)
