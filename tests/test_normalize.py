@@ -55,19 +55,22 @@ def test_feb_29_only_lands_on_leap_years() -> None:
     stamp = datetime(2000, 2, 29, 12, 0)
     assert infer_year(stamp, datetime(2024, 3, 1, 0, 0)).year == 2024
     assert infer_year(stamp, datetime(2025, 3, 1, 0, 0)).year == 2024
-    assert infer_year(stamp, datetime(2023, 12, 1, 0, 0)).year == 2024
+    assert infer_year(stamp, datetime(2023, 12, 1, 0, 0)).year == 2020  # Feb 29 2024 is still ahead
     assert infer_year(stamp, datetime(2022, 3, 1, 0, 0)).year == 2020  # no leap year within one year
     e = norm("Feb 29 12:00:00 h cron[1]: x", datetime(2025, 3, 1, tzinfo=UTC))
     assert e["@timestamp"] == "2024-02-29T05:00:00.000Z"
 
 
-def test_year_inference_far_months() -> None:
-    assert infer_year(datetime(2000, 7, 5), datetime(2024, 1, 1)).year == 2023  # 180 days back is nearer than 186 ahead
-    assert infer_year(datetime(2000, 7, 1), datetime(2024, 1, 1)).year == 2024  # 182 days ahead (leap year) vs 184 back
+def test_year_inference_prefers_the_past() -> None:
+    # logs describe the past: the most recent year that does not put the line in the future
+    assert infer_year(datetime(2000, 7, 5), datetime(2024, 1, 1)).year == 2023
+    assert infer_year(datetime(2000, 7, 1), datetime(2024, 1, 1)).year == 2023
     assert infer_year(datetime(2000, 8, 1), datetime(2024, 12, 31)).year == 2024
-    assert infer_year(datetime(2000, 6, 20), datetime(2024, 12, 31)).year == 2025
+    assert infer_year(datetime(2000, 6, 20), datetime(2024, 12, 31)).year == 2024
     assert infer_year(datetime(2000, 12, 1), datetime(2024, 6, 1)).year == 2023
-    assert infer_year(datetime(2000, 1, 5, tzinfo=UTC), datetime(2024, 12, 30)).year == 2025
+    assert infer_year(datetime(2000, 1, 5, tzinfo=UTC), datetime(2024, 12, 30)).year == 2024  # 6 days ahead: too far
+    assert infer_year(datetime(2000, 1, 1, 0, 5), datetime(2024, 12, 31, 23, 0)).year == 2025  # skew across New Year
+    assert infer_year(datetime(2000, 3, 27, 13, 6), datetime(2026, 11, 25)).year == 2026
 
 
 # ---- zones -------------------------------------------------------------------------------------

@@ -161,6 +161,10 @@ def _compile_event_rule(rule: SigmaRule, info: RuleInfo, dialect: str, catalog: 
     detection = Detection(info=info, kind="event", output=bool(getattr(rule, "_output", True)), report=report)
     report.pipelines = catalog.pipelines_for(before)
     work = copy.deepcopy(rule)
+    # compile the predicate even for rules only referenced by correlations (generate: false):
+    # pySigma would otherwise keep it for its own correlation SQL and return nothing
+    work._output = True
+    work._backreferences = []
     try:
         backend = _backend(dialect, tuple(report.pipelines))
         queries = backend.convert_rule(work)

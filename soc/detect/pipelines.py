@@ -14,7 +14,9 @@ from pathlib import Path
 
 from sigma.pipelines.sysmon import sysmon_pipeline
 from sigma.pipelines.windows import windows_logsource_pipeline
-from sigma.processing.pipeline import ProcessingPipeline
+import yaml
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import ValueListPlaceholderTransformation
 
 from soc.config import content_dir
 
@@ -45,7 +47,21 @@ def build_pipeline(names: Sequence[str], pipeline_dir: Path | None = None) -> Pr
             parts.append(_yaml_pipeline(path))
         elif name not in _BUILTIN:
             raise PipelineNotFound(f"no pipeline {name!r}: expected {path}")
+    parts.append(_placeholders())
     pipeline = ProcessingPipeline()
     for part in parts:
         pipeline = pipeline + part
     return pipeline
+
+
+@cache
+def _placeholders() -> ProcessingPipeline:
+    """Sigma placeholders (``field|expand: '%admins%'``) filled from ``detections/placeholders.yml``:
+    site-specific lists (administrators, scanners, public portals) live as data next to the rules.
+    A rule naming a placeholder that file lacks fails to convert with a message naming it."""
+    path = content_dir("detections") / "placeholders.yml"
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return ProcessingPipeline(
+        name="placeholders from detections/placeholders.yml", priority=200,
+        items=[ProcessingItem(ValueListPlaceholderTransformation(), identifier="soc_placeholders")],
+        vars=dict(values or {}))

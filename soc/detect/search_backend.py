@@ -7,7 +7,9 @@ The same processing pipelines as for SQLite map Sigma fields onto ECS fields; th
   Sigma's case-insensitive matching hold for equality, wildcards and ``*contains*`` alike
   (pySigma-backend-elasticsearch #107/#178). ``|cased`` values are lower-cased too -- the index
   keeps no case -- so they match case-insensitively (broader, never narrower); regular
-  expressions are passed through unchanged and so run against lower-cased values;
+  expressions run against lower-cased values, and because the normalizer lower-cases the
+  pattern too, the classes ``\D \S \W`` are rewritten as ``[^\d] [^\s] [^\w]`` first
+  (lower-cased, they would silently become their opposites);
 - *keywords* (full-text items) search ``message`` as ``*value*``, like the SQLite backend;
 - a query is one DSL clause (``query_string``) the store puts in its bool filter, next to the
   dataset and time-window filters.
@@ -15,14 +17,23 @@ The same processing pipelines as for SQLite map Sigma fields onto ECS fields; th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sigma.backends.elasticsearch import LuceneBackend
 from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValueExpression
 from sigma.conversion.state import ConversionState
-from sigma.types import SigmaString
+from sigma.types import SigmaRegularExpression, SigmaString
 
 from soc.detect.sqlite_backend import KEYWORD_FIELD, _contains
+
+
+_NEGATED_CLASS = re.compile(r"(?<!\\)((?:\\\\)*)\\([DSW])")
+
+
+def _case_proof(regex: str) -> str:
+    """``\\D`` -> ``[^\\d]`` (and S, W): survives the index normalizer's lower-casing."""
+    return _NEGATED_CLASS.sub(lambda m: f"{m.group(1)}[^\\{m.group(2).lower()}]", regex)
 
 
 def _lower(value: SigmaString) -> SigmaString:
@@ -36,6 +47,9 @@ class SocSearchBackend(LuceneBackend):
 
     def convert_value_str(self, s: SigmaString, state: ConversionState) -> str:
         return super().convert_value_str(_lower(s), state)
+
+    def convert_value_re(self, r: SigmaRegularExpression, state: ConversionState) -> Any:
+        return _case_proof(super().convert_value_re(r, state))
 
     def convert_condition_field_eq_val_str_case_sensitive(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState

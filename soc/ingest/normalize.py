@@ -135,35 +135,36 @@ def _is_leap(year: int) -> bool:
 
 
 _YEAR_CACHE: dict[tuple[int, int, int, int, int], int] = {}
-_CLEAR_MARGIN = timedelta(days=2)
+#: how far past the receive time an RFC 3164 stamp may fall and still count as this year's
+#: (clock skew between devices; a line stamped "Jan 1 00:00:02" received on Dec 31 23:59)
+_FUTURE_TOLERANCE = timedelta(days=2)
 
 
 def infer_year(stamp: datetime, received_local: datetime) -> datetime:
-    """``stamp`` (month/day/time valid, year provisional) with the year that puts it nearest
-    to ``received_local`` (naive, same zone as ``stamp``'s wall clock).
+    """``stamp`` (month/day/time valid, year provisional) with the most recent year that does
+    not put it in the future of ``received_local`` (naive, same zone as ``stamp``'s wall
+    clock), allowing :data:`_FUTURE_TOLERANCE` of clock skew.
 
-    Candidates are the receive year and its neighbours; ``Feb 29`` skips common years (and,
-    with no leap year among them, takes the last leap year before). Decisions that are not
-    close to the half-year tie point are cached per (month, day, receive day)."""
+    Logs describe the past: a line "Mar 27 13:06:56" read in November is from this March, and
+    read in February it is from last March (never from the coming one). Around New Year the
+    tolerance gives "Dec 31 23:59" received on Jan 1 the previous year and "Jan 1 00:00"
+    received on Dec 31 the next one. ``Feb 29`` takes the latest leap year that fits."""
     key = (stamp.month, stamp.day, received_local.year, received_local.month, received_local.day)
     year = _YEAR_CACHE.get(key)
     if year is not None:
         return stamp.replace(year=year)
     naive = stamp.replace(tzinfo=None)
-    gaps: list[tuple[timedelta, int]] = []
-    for candidate_year in (received_local.year - 1, received_local.year, received_local.year + 1):
+    limit = received_local + _FUTURE_TOLERANCE
+    year = received_local.year + 1
+    while True:
         try:
-            gaps.append((abs(naive.replace(year=candidate_year) - received_local), candidate_year))
+            if naive.replace(year=year) <= limit:
+                break
         except ValueError:  # Feb 29 in a common year
-            continue
-    if not gaps:
-        year = received_local.year - 1
-        while not _is_leap(year):
-            year -= 1
-        return stamp.replace(year=year)
-    gaps.sort()
-    year = gaps[0][1]
-    if len(gaps) == 1 or gaps[1][0] - gaps[0][0] > _CLEAR_MARGIN:
+            pass
+        year -= 1
+    near_limit = abs(naive.replace(year=year) - limit) < timedelta(days=1)
+    if not near_limit:
         if len(_YEAR_CACHE) >= _CACHE_MAX:
             _YEAR_CACHE.clear()
         _YEAR_CACHE[key] = year
@@ -209,8 +210,9 @@ def _apply_time(event: Event, parsed: Parsed, received_utc: datetime, received_l
         zone = ctx.zone
         if parsed.year_missing:
             year = received_local.year
-            if abs(ts.month - received_local.month) <= 5 and (ts.month != 2 or ts.day != 29 or _is_leap(year)):
-                ts = ts.replace(year=year)
+            if ts.month < received_local.month and not (ts.month == 1 and received_local.month == 12) \
+                    and (ts.month != 2 or ts.day != 29 or _is_leap(year)):
+                ts = ts.replace(year=year)  # an earlier month of this year: the common case
             else:
                 ts = infer_year(ts, received_local)
             event["soc.time.year"] = "inferred"
