@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from soc.catalog import default_catalog
-from soc.detect.compiler import RuleSet, compile_rules
-from soc.detect.engine import DetectionEngine
+from soc.detect.compiler import Detection, RuleSet, compile_rules
+from soc.detect.engine import DetectionEngine, RunResult
 from soc.detect.rules import load_rules
 from soc.ingest.normalize import SourceContext
 from soc.ingest.reader import FileIngestor
@@ -130,12 +130,9 @@ def run_hunt(paths: Iterable[Path], rule_dirs: list[Path], *, fmt: str = "auto",
                       rule_errors=errors + problems, seconds=seconds)
 
 
-def _with_progress(engine: DetectionEngine, detections: list, enabled: bool) -> Iterator[Any]:  # type: ignore[type-arg]
+def _with_progress(engine: DetectionEngine, detections: list[Detection], enabled: bool) -> list[RunResult]:
     window = Window(None, None, "@timestamp")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} rules"),
                   disable=not enabled, transient=True) as bar:
-        task = bar.add_task("running rules", total=len(detections))
-        for detection in detections:
-            bar.update(task, description=f"rule: {detection.info.title[:40]}")
-            yield engine.run(detection, window)
-            bar.advance(task)
+        task = bar.add_task(f"evaluating {len(detections)} rules", total=len(detections))
+        return engine.run_all(detections, window, progress=lambda _: bar.advance(task))

@@ -27,7 +27,7 @@ from typing import Any
 from soc.detect.compiler import Detection, RuleSet
 from soc.detect.correlate import CorrelationResult, Episode, Point, correlate, points_from_episodes
 from soc.model import alert_id_for_events, alert_id_for_group, iso
-from soc.store.base import Conflict, Match, Store, Window
+from soc.store.base import Conflict, Match, Store, StoreError, Window
 
 ALERTS = "alerts"
 #: entity fields copied from matched events onto alerts (for triage and incident grouping)
@@ -71,10 +71,14 @@ class DetectionEngine:
         self.max_alerts = max_alerts
         self.suppress = suppress
         self.clock = clock
+        self._prefetched: dict[str, list[Match]] = {}
 
     # -- matches -----------------------------------------------------------------------------
     def _matches(self, detection: Detection, window: Window, fields: Sequence[str], limit: int) -> list[Match]:
+        if detection.info.id in self._prefetched:
+            return self._prefetched[detection.info.id][:limit]
         wanted = list(dict.fromkeys([*ENTITY_FIELDS, *fields]))
+        self.store.prepare_fields(detection.fields)
         matches = self.store.find_matches(detection.where, detection.datasets, window, wanted, limit)
         if self.suppress is not None:
             matches = [m for m in matches if not self.suppress(detection, m)]
@@ -135,8 +139,53 @@ class DetectionEngine:
         result.duration = time.perf_counter() - started
         return result
 
-    def run_all(self, detections: Iterable[Detection], window: Window) -> list[RunResult]:
-        return [self.run(d, window) for d in detections]
+    def run_all(self, detections: Iterable[Detection], window: Window,
+                progress: Callable[[Detection], None] | None = None) -> list[RunResult]:
+        """Run many detections over one window: the event rules (and the rules correlations
+        refer to) are evaluated together, in one pass over the data per group of datasets."""
+        detections = list(detections)
+        self.prefetch(detections, window)
+        try:
+            results = []
+            for detection in detections:
+                results.append(self.run(detection, window))
+                if progress is not None:
+                    progress(detection)
+            return results
+        finally:
+            self._prefetched.clear()
+
+    def _base_rules(self, detection: Detection) -> list[Detection]:
+        if detection.kind == "event":
+            return [detection]
+        assert detection.correlation is not None
+        return [b for r in detection.correlation.rules for b in self._base_rules(self.ruleset.detections[r])]
+
+    def prefetch(self, detections: Sequence[Detection], window: Window, limit: int = MAX_MATCHES) -> None:
+        """Evaluate the event rules behind ``detections`` in batches grouped by datasets."""
+        needed: dict[str, Detection] = {}
+        fields: set[str] = set(ENTITY_FIELDS)
+        for detection in detections:
+            for base in self._base_rules(detection):
+                needed[base.info.id] = base
+        for detection in self.ruleset.detections.values():
+            if detection.correlation is not None:
+                for child in detection.correlation.rules:
+                    fields.update(self._fields_for(detection, child))
+        groups: dict[tuple[str, ...], list[Detection]] = {}
+        for base in needed.values():
+            groups.setdefault(tuple(base.datasets), []).append(base)
+        wanted = sorted(fields)
+        for datasets, members in groups.items():
+            try:
+                self.store.prepare_fields({f for m in members for f in m.fields})
+                results = self.store.find_matches_many([m.where for m in members], datasets, window, wanted, limit)
+            except StoreError:
+                continue  # evaluated rule by rule instead, so the failing rule reports its error
+            for member, matches in zip(members, results, strict=True):
+                if self.suppress is not None:
+                    matches = [m for m in matches if not self.suppress(member, m)]
+                self._prefetched[member.info.id] = matches
 
     def _run_event_rule(self, detection: Detection, window: Window, result: RunResult) -> None:
         matches = self._matches(detection, window, (), self.max_alerts + 1)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 
+import yaml
 from sigma.pipelines.sysmon import sysmon_pipeline
 from sigma.pipelines.windows import windows_logsource_pipeline
-import yaml
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import ValueListPlaceholderTransformation
 

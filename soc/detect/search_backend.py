@@ -27,7 +27,6 @@ from sigma.types import SigmaRegularExpression, SigmaString
 
 from soc.detect.sqlite_backend import KEYWORD_FIELD, _contains
 
-
 _NEGATED_CLASS = re.compile(r"(?<!\\)((?:\\\\)*)\\([DSW])")
 
 

@@ -95,6 +95,19 @@ class Store(Protocol):
         (dialect-specific), oldest first, at most ``limit``."""
         ...
 
+    def find_matches_many(
+        self,
+        wheres: Sequence[Any],
+        datasets: Sequence[str] | None,
+        window: Window,
+        fields: Sequence[str],
+        limit: int,
+    ) -> list[list[Match]]:
+        """:meth:`find_matches` for several predicates over the same datasets and window, in one
+        pass over the data (hunts evaluate hundreds of rules this way): one list per predicate,
+        each at most ``limit`` long."""
+        ...
+
     def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window) -> int:
         """How many events :meth:`find_matches` would return without a limit."""
         ...

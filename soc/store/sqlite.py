@@ -2,12 +2,18 @@
 
 Events live in one table. The columns every query needs are real columns (``id``, event time
 ``ts`` and ingest time ``ingested`` as epoch seconds, ``dataset``, ``agency``, ``message``,
-``original``); everything else stays in a JSON document ``doc`` with flat dotted keys. A field a
-detection rule names (``user.name``, ``winlog.event_data.Image``) becomes a *virtual generated
-column* of that exact name over ``doc``, added on first use (:meth:`prepare_fields`), declared
-``COLLATE NOCASE`` because Sigma matches case-insensitively, or ``NUMERIC`` for numeric fields
-so that ``EventID: 4625`` and ``sc-status >= 500`` compare as numbers. So the SQL that pySigma
-generates runs unchanged, and the table never needs a migration when rules change.
+``original``); the whole event is also kept as a JSON document ``doc`` with flat dotted keys.
+A field a detection rule names (``user.name``, ``winlog.event_data.Image``) is a column of that
+exact name, declared ``COLLATE NOCASE`` because Sigma matches case-insensitively, or ``NUMERIC``
+for numeric fields so that ``EventID: 4625`` and ``sc-status >= 500`` compare as numbers:
+
+* the fields most rules read (:data:`HOT_FIELDS`) are real columns filled at write time --
+  reading a JSON document costs about a microsecond per row and field, a column nothing;
+* any other field becomes a *virtual generated column* over ``doc``, added on first use
+  (:meth:`prepare_fields`).
+
+So the SQL that pySigma generates runs unchanged, and the table never needs a migration when
+rules change.
 
 Documents (alerts, rule state, incidents...) live in a ``docs`` table keyed by
 ``(collection, id)`` with a version for compare-and-set.
@@ -42,6 +48,17 @@ _BASE_COLUMNS = {"rowid", "id", "ts", "ingested", "dataset", "agency", "message"
 _FIELD_COLUMN = {"@timestamp": "ts", "event.ingested": "ingested", "event.dataset": "dataset",
                  "organization.id": "agency", "message": "message", "event.original": "original",
                  "_id": "id"}
+
+#: fields most detection rules read: stored as real columns (see the module docstring)
+HOT_FIELDS = (
+    "event.action", "event.outcome", "event.code", "event.severity", "log.level",
+    "host.name", "process.name", "process.executable", "process.command_line",
+    "user.name", "user.target.name", "group.name",
+    "source.ip", "source.port", "destination.ip", "destination.port", "network.transport",
+    "url.original", "url.path", "url.query", "http.request.method", "http.response.status_code",
+    "user_agent.original", "http.request.referrer", "rule.name",
+    "winlog.event_id", "winlog.channel", "winlog.provider_name", "auditd.type",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -88,6 +105,10 @@ def _doc_path(field: str) -> str:
     return "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in field.split("."))
 
 
+def _bindable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(orjson.dumps(v).decode() if isinstance(v, (list, dict, tuple)) else v for v in row)
+
+
 def quote_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
@@ -109,6 +130,26 @@ class SQLiteStore:
         conn = self._conn()
         conn.executescript(_SCHEMA)
         self._columns = {row[1] for row in conn.execute("PRAGMA table_xinfo(events)")}
+        self._add_hot_columns(conn)
+        self._insert = (
+            "INSERT OR IGNORE INTO events (id, ts, ingested, dataset, agency, message, original, doc, "
+            + ", ".join(quote_ident(f) for f in HOT_FIELDS) + ") VALUES ("
+            + ", ".join("?" * (8 + len(HOT_FIELDS))) + ")")
+
+    def _column_type(self, field: str) -> str:
+        return "NUMERIC" if field in self._numeric else "TEXT COLLATE NOCASE"
+
+    def _add_hot_columns(self, conn: sqlite3.Connection) -> None:
+        """Real columns for :data:`HOT_FIELDS`; on a database made before a field became hot,
+        the column is added and filled from the documents."""
+        for field in HOT_FIELDS:
+            if field in self._columns:
+                continue
+            with _transaction(conn, immediate=True):
+                conn.execute(f"ALTER TABLE events ADD COLUMN {quote_ident(field)} {self._column_type(field)}")
+                conn.execute(f"UPDATE events SET {quote_ident(field)} = json_extract(doc, '{_json_path(field)}')"
+                             f" WHERE json_extract(doc, '{_json_path(field)}') IS NOT NULL")
+            self._columns.add(field)
 
     # -- connections ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -140,25 +181,27 @@ class SQLiteStore:
         rows = []
         rejected: list[tuple[str, str]] = []
         dumps = orjson.dumps
+        hot = HOT_FIELDS
         for event in events:
             try:
                 ts = event.get("_ts")
                 if ts is None:
                     ts = parse_iso(event["@timestamp"]).timestamp()
-                doc = {k: v for k, v in event.items() if k not in _COLUMN_KEYS}
+                doc = dict(event)
+                for key in _COLUMN_KEYS:
+                    doc.pop(key, None)
                 rows.append((event["_id"], ts, now, event.get("event.dataset") or "generic.text",
                              event.get("organization.id"), event.get("message"),
-                             event.get("event.original"), dumps(doc).decode()))
+                             event.get("event.original"), dumps(doc).decode(), *[event.get(f) for f in hot]))
             except (KeyError, TypeError, ValueError, orjson.JSONEncodeError) as error:
                 rejected.append((str(event.get("_id")), f"{type(error).__name__}: {error}"))
         conn = self._conn()
         with _transaction(conn):
             before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO events (id, ts, ingested, dataset, agency, message, original, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            try:
+                conn.executemany(self._insert, rows)
+            except sqlite3.ProgrammingError:  # a list or object in a hot field: store it as JSON
+                conn.executemany(self._insert, [_bindable(row) for row in rows])
             created = conn.total_changes - before
         return WriteResult(created=created, existing=len(rows) - created, rejected=rejected)
 
@@ -172,7 +215,7 @@ class SQLiteStore:
             for field in missing:
                 if field in self._columns or field.lower() in {c.lower() for c in self._columns}:
                     continue
-                kind = "NUMERIC" if field in self._numeric else "TEXT COLLATE NOCASE"
+                kind = self._column_type(field)
                 conn.execute(
                     f"ALTER TABLE events ADD COLUMN {quote_ident(field)} {kind} "
                     f"GENERATED ALWAYS AS (json_extract(doc, '{_json_path(field)}')) VIRTUAL"
@@ -238,6 +281,44 @@ class SQLiteStore:
         except sqlite3.Error as error:
             raise StoreError(f"query failed: {error}") from error
         return [Match(row[0], row[1], row[2], dict(zip(fields, row[3:], strict=True))) for row in rows]
+
+    #: predicates evaluated per pass (one SQLite result column each)
+    MANY_CHUNK = 64
+
+    def find_matches_many(
+        self,
+        wheres: Sequence[Any],
+        datasets: Sequence[str] | None,
+        window: Window,
+        fields: Sequence[str],
+        limit: int,
+    ) -> list[list[Match]]:
+        self.prepare_fields(fields)
+        out: list[list[Match]] = [[] for _ in wheres]
+        columns = ", ".join(quote_ident(_FIELD_COLUMN.get(f, f)) for f in fields)
+        for start in range(0, len(wheres), self.MANY_CHUNK):
+            chunk = list(wheres[start:start + self.MANY_CHUNK])
+            built = self._match_clauses(" OR ".join(f"({w})" for w in chunk), datasets, window)
+            if built is None:
+                return out
+            clauses, params = built
+            flags = ", ".join(f"CASE WHEN ({w}) THEN 1 ELSE 0 END" for w in chunk)
+            sql = (f"SELECT id, ts, agency, {flags}{', ' + columns if columns else ''} FROM events"
+                   f" WHERE {' AND '.join(clauses)} ORDER BY ts, id")
+            width = len(chunk)
+            try:
+                cursor = self._conn().execute(sql, params)
+                for row in cursor:
+                    match: Match | None = None
+                    for i in range(width):
+                        if row[3 + i] and len(out[start + i]) < limit:
+                            if match is None:
+                                match = Match(row[0], row[1], row[2],
+                                              dict(zip(fields, row[3 + width:], strict=True)))
+                            out[start + i].append(match)
+            except sqlite3.Error as error:
+                raise StoreError(f"query failed: {error}") from error
+        return out
 
     def get_events(self, ids: Sequence[str]) -> list[Event]:
         out: list[Event] = []
