@@ -21,6 +21,8 @@ AnyRule = SigmaRule | SigmaCorrelationRule
 
 #: directories never descended into when collecting rule files
 _SKIP_DIRS = {"samples", "regression_data", "tests", ".git", "deprecated", "unsupported"}
+#: YAML files next to rules that are data, not rules (regression info, site placeholders)
+_NOT_RULES = {"info.yml", "placeholders.yml"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ def rule_files(directories: Iterable[Path]) -> Iterator[Path]:
         if not directory.is_dir():
             raise FileNotFoundError(f"rule folder {directory} does not exist")
         for path in sorted(directory.rglob("*.yml")):
-            if not _SKIP_DIRS.intersection(path.relative_to(directory).parts[:-1]) and path.name != "info.yml":
+            if not _SKIP_DIRS.intersection(path.relative_to(directory).parts[:-1]) and path.name not in _NOT_RULES:
                 yield path
 
 
