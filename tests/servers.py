@@ -25,6 +25,11 @@ Register it from ``tests/conftest.py`` with ``pytest_plugins = ["tests.servers"]
     (outage tests). It controls the session's OpenSearch when its state dir is known, otherwise
     a private OpenSearch started for this purpose (its URL is ``search_control.url``; use that,
     not ``opensearch_url``). After the test the engine is running again.
+``elasticsearch_url`` (session, one per image)
+    ``"http://HOST:PORT"`` of an Elasticsearch 8 and 9 container started through testcontainers.
+    Only where a Docker engine answers (a user's machine); elsewhere (CI, these build machines)
+    the tests using it are skipped with that reason, as the README's "Engines the tests cover"
+    says. Images: ``SOC_TEST_ELASTICSEARCH_IMAGES`` (comma-separated), default 8.17.4 and 9.1.5.
 ``unique_name`` (function)
     A fresh lowercase name such as ``t-test-foo-1a2b3c4d``, valid as a Kafka topic, consumer
     group, OpenSearch index or template name; add suffixes of ``[a-z0-9-]`` for more names.
@@ -221,3 +226,31 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     """A fresh lowercase topic/group/index name derived from the test name."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     return f"t-{slug or 'test'}-{uuid.uuid4().hex[:8]}"
+
+
+ELASTICSEARCH_IMAGES = os.environ.get(
+    "SOC_TEST_ELASTICSEARCH_IMAGES",
+    "docker.elastic.co/elasticsearch/elasticsearch:8.17.4,docker.elastic.co/elasticsearch/elasticsearch:9.1.5",
+).split(",")
+
+
+def _docker_available() -> bool:
+    try:
+        import docker  # installed with testcontainers
+
+        return bool(docker.from_env(timeout=3).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session", params=ELASTICSEARCH_IMAGES, ids=lambda image: image.rsplit(":", 1)[-1])
+def elasticsearch_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An Elasticsearch container per image (testcontainers), where Docker exists."""
+    if not _docker_available():
+        pytest.skip("no Docker engine on this machine: Elasticsearch 8/9 runs through testcontainers "
+                    "only where Docker exists (OpenSearch covers the search store here)")
+    from testcontainers.community.elasticsearch import ElasticSearchContainer
+
+    container = ElasticSearchContainer(request.param, mem_limit="2G").with_env("ES_JAVA_OPTS", "-Xms1g -Xmx1g")
+    with container:
+        yield f"http://{container.get_container_host_ip()}:{container.get_exposed_port(container.port)}"

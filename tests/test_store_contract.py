@@ -70,3 +70,31 @@ class TestOpenSearchStore(StoreContract):
         store.refresh()
         yield store
         drop(store)
+
+
+@pytest.mark.search
+class TestElasticsearchStore(TestOpenSearchStore):
+    """The same contract on Elasticsearch 8 and 9 (testcontainers; only where Docker exists)."""
+
+    @staticmethod
+    def _open_es(url: str, prefix: str) -> Store:
+        from soc.store.search import ElasticsearchStore
+
+        return ElasticsearchStore.from_url("elasticsearch://" + url.split("://", 1)[1], prefix=prefix,
+                                           replicas=0, retention_days=30)
+
+    @pytest.fixture
+    def store(self, elasticsearch_url: str, unique_name: str) -> Iterator[Store]:  # type: ignore[override]
+        store = self._open_es(elasticsearch_url, unique_name)
+        yield store
+        drop(store)  # type: ignore[arg-type]
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def big_store(cls, elasticsearch_url: str) -> Iterator[Store]:  # type: ignore[override]
+        store = cls._open_es(elasticsearch_url, f"t-big-{uuid.uuid4().hex[:8]}")
+        result = store.write_events(big_events())
+        assert (result.created, result.rejected, result.retryable) == (len(big_events()), [], [])
+        store.refresh()
+        yield store
+        drop(store)  # type: ignore[arg-type]
