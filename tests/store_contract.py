@@ -41,6 +41,10 @@ PREDICATE_NAMES: dict[str, set[str]] = {
 }
 
 
+#: a predicate selecting every event, per dialect
+EVERYTHING: dict[str, Any] = {"sqlite": "1 = 1", "dsl": {"match_all": {}}}
+
+
 def sample_events() -> list[Event]:
     """Seven events over two days and two datasets, in no particular order."""
     t = DAY1
@@ -188,6 +192,50 @@ class StoreContract:
         assert store.find_matches(None, None, window, [], 0) == []
         assert store.count_matches(None, None, window) == 7
 
+    # -- events: many predicates in one pass (rule batches, hunts) ---------------------------------
+    def test_find_matches_many_equals_one_query_per_predicate(self, store: Store) -> None:
+        window, _, _ = ingest_window(store, sample_events())
+        store.prepare_fields(self.RULE_FIELDS)
+        names = sorted(PREDICATE_NAMES)
+        wheres = [self.PREDICATES[n] for n in names]
+        wanted = ["user.name", "source.ip"]
+        for datasets in (["linux.sshd"], None, ["linux.sshd", "web.access"]):
+            for limit in (100, 2, 1):
+                many = store.find_matches_many(wheres, datasets, window, wanted, limit)
+                assert len(many) == len(wheres)
+                for name, where, found in zip(names, wheres, many, strict=True):
+                    alone = store.find_matches(where, datasets, window, wanted, limit)
+                    assert ids(found) == ids(alone), (name, datasets, limit)
+                    assert [(m.ts, m.agency, m.fields) for m in found] == \
+                        [(m.ts, m.agency, m.fields) for m in alone]
+        # sshd only, no limit reached: exactly the contract's selections
+        many = store.find_matches_many(wheres, ["linux.sshd"], window, [], 100)
+        assert [set(ids(m)) for m in many] == [PREDICATE_NAMES[n] for n in names]
+        # the same predicate twice, event-time window, empty dataset list, zero limit
+        t1 = DAY1.timestamp()
+        twice = store.find_matches_many([wheres[0], wheres[0]], ["linux.sshd"],
+                                        Window(t1, t1 + 6, "@timestamp"), [], 10)
+        assert ids(twice[0]) == ids(twice[1]) == ids(store.find_matches(
+            wheres[0], ["linux.sshd"], Window(t1, t1 + 6, "@timestamp"), [], 10))
+        assert store.find_matches_many(wheres, [], window, [], 10) == [[] for _ in wheres]
+        assert store.find_matches_many(wheres, None, window, [], 0) == [[] for _ in wheres]
+        assert store.find_matches_many([], None, window, [], 10) == []
+        assert store.find_matches_many(wheres, None, Window(0, 1), [], 10) == [[] for _ in wheres]
+
+    def test_find_matches_many_limits_are_per_predicate(self, store: Store) -> None:
+        """A predicate matching many events must not use up the budget of another."""
+        events = [{"_id": f"noise-{i:03d}", "@timestamp": iso(DAY1 - timedelta(minutes=i)),
+                   "event.dataset": "linux.sshd", "organization.id": "agency-a", "user.name": "root",
+                   "message": "session opened"} for i in range(150)]
+        window, _, _ = ingest_window(store, events + sample_events())
+        store.prepare_fields(self.RULE_FIELDS)
+        busy, rare = self.PREDICATES["user_equals_ROOT"], self.PREDICATES["status_at_least_500"]
+        root, status = store.find_matches_many([busy, rare], ["linux.sshd"], window, ["user.name"], 5)
+        assert ids(root) == [f"noise-{i:03d}" for i in range(149, 144, -1)]  # the oldest five
+        assert ids(status) == ["ev-5", "ev-6"]
+        root, status = store.find_matches_many([busy, rare], ["linux.sshd"], window, [], 1000)
+        assert len(root) == 152 and ids(status) == ["ev-5", "ev-6"]
+
     # -- events: paging beyond one search page ---------------------------------------------------
     def test_paging_beyond_ten_thousand(self, big_store: Store) -> None:
         window = Window(BIG_DAY.timestamp(), BIG_DAY.timestamp() + 86400, "@timestamp")
@@ -202,6 +250,17 @@ class StoreContract:
         assert big_store.count_matches(None, ["linux.sshd"], window) == BIG
         ingest = Window(0, time.time() + 60)
         assert len(big_store.find_matches(None, None, ingest, [], 2 * BIG)) == BIG
+
+    def test_find_matches_many_pages_beyond_ten_thousand(self, big_store: Store) -> None:
+        window = Window(BIG_DAY.timestamp(), BIG_DAY.timestamp() + 86400, "@timestamp")
+        everything = EVERYTHING[big_store.dialect]
+        full = ids(big_store.find_matches(None, ["linux.sshd"], window, [], BIG + 10))
+        a, b = big_store.find_matches_many([everything, everything], ["linux.sshd"], window,
+                                           ["source.port"], BIG + 10)
+        assert ids(a) == ids(b) == full
+        assert {m.fields["source.port"] for m in a} == set(range(BIG))
+        (first,) = big_store.find_matches_many([everything], ["linux.sshd"], window, [], 10_500)
+        assert ids(first) == full[:10_500]
 
     # -- events: counting and reading back -------------------------------------------------------
     def test_count_events(self, store: Store) -> None:

@@ -36,12 +36,15 @@ from soc.store.search_query import (
     lookup,
     match_query,
     ms,
+    where_clause,
     window_filters,
 )
 
 log = logging.getLogger(__name__)
 
 PAGE = 10_000  # hits per request (the default index.max_result_window)
+#: predicates per request in find_matches_many (named clauses of one bool should)
+MANY_CHUNK = 64
 _DROP_KEYS = ("_id", "_ts")
 _DAY_RE = re.compile(r"-events-(\d{4})\.(\d{2})\.(\d{2})$")
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -364,31 +367,97 @@ class SearchStore(DocumentCollections):
     def _keep_alive(self) -> str:
         return f"{max(120, int(self.query_timeout * 2))}s"
 
+    def _match(self, hit: dict[str, Any], fields: Sequence[str]) -> Match:
+        src = hit.get("_source") or {}
+        ts = hit["sort"][0] / 1000.0
+        values: dict[str, Any] = {}
+        for name in fields:
+            if name == "_id":
+                values[name] = hit["_id"]
+            elif name == "@timestamp":
+                values[name] = ts
+            elif name == "event.ingested":
+                values[name] = epoch(lookup(src, name))
+            else:
+                values[name] = lookup(src, name)
+        return Match(hit["_id"], ts, lookup(src, "organization.id"), values)
+
+    @staticmethod
+    def _source(fields: Sequence[str]) -> dict[str, Any]:
+        return {"includes": sorted({*(f for f in fields if f not in ("_id", "@timestamp")), "organization.id"})}
+
     def find_matches(self, where: Any, datasets: Sequence[str] | None, window: Window,
                      fields: Sequence[str], limit: int) -> list[Match]:
         query = match_query(where, datasets, window)
         if query is None or limit <= 0:
             return []
-        source = sorted({*(f for f in fields if f not in ("_id", "@timestamp")), "organization.id"})
-        body = {"query": query, "_source": {"includes": source}, "track_total_hits": False,
+        body = {"query": query, "_source": self._source(fields), "track_total_hits": False,
                 "sort": list(EVENT_SORT)}
         out: list[Match] = []
         for hits in self._pages(events_target(self.prefix, window), body, limit, pit=True, what="rule query"):
-            for hit in hits:
-                src = hit.get("_source") or {}
-                ts = hit["sort"][0] / 1000.0
-                values: dict[str, Any] = {}
-                for name in fields:
-                    if name == "_id":
-                        values[name] = hit["_id"]
-                    elif name == "@timestamp":
-                        values[name] = ts
-                    elif name == "event.ingested":
-                        values[name] = epoch(lookup(src, name))
-                    else:
-                        values[name] = lookup(src, name)
-                out.append(Match(hit["_id"], ts, lookup(src, "organization.id"), values))
+            out.extend(self._match(hit, fields) for hit in hits)
         return out
+
+    def find_matches_many(self, wheres: Sequence[Any], datasets: Sequence[str] | None, window: Window,
+                          fields: Sequence[str], limit: int) -> list[list[Match]]:
+        """:meth:`find_matches` for many predicates in one pass: each predicate is a *named*
+        clause (``_name``) of one bool ``should``; a hit's ``matched_queries`` says which
+        predicates it satisfies. Hits come in the total event order, so every predicate gets
+        its oldest ``limit`` matches; a predicate that has its ``limit`` is dropped from the
+        query of the following pages (``search_after``), so a busy rule never makes the store
+        page through data only it matches. :data:`MANY_CHUNK` predicates per request."""
+        out: list[list[Match]] = [[] for _ in wheres]
+        base = match_query(None, datasets, window)
+        if base is None or limit <= 0 or not wheres:
+            return out
+        filters = list(base["bool"]["filter"]) if "bool" in base else []
+        clauses = [where_clause(w) or {"match_all": {}} for w in wheres]
+        for start in range(0, len(clauses), MANY_CHUNK):
+            chunk = dict(enumerate(clauses[start:start + MANY_CHUNK], start))
+            self._many_chunk(chunk, filters, window, fields, limit, out)
+        return out
+
+    def _many_chunk(self, pending: dict[int, dict[str, Any]], filters: list[dict[str, Any]], window: Window,
+                    fields: Sequence[str], limit: int, out: list[list[Match]]) -> None:
+        pit_id = self._open_pit() if limit * len(pending) > PAGE else None
+        if limit * len(pending) > PAGE and pit_id is None:
+            return  # no event index at all
+        after: list[Any] | None = None
+        target = events_target(self.prefix, window)
+        try:
+            while pending:
+                should = [{"bool": {"filter": [clause], "_name": str(i)}} for i, clause in pending.items()]
+                size = min(PAGE, sum(limit - len(out[i]) for i in pending))
+                body: dict[str, Any] = {
+                    "query": {"bool": {"filter": [*filters, {"bool": {"should": should,
+                                                                      "minimum_should_match": 1}}]}},
+                    "_source": self._source(fields), "track_total_hits": False,
+                    "sort": list(EVENT_SORT), "size": size}
+                if after is not None:
+                    body["search_after"] = after
+                if pit_id:
+                    body["pit"] = {"id": pit_id, "keep_alive": self._keep_alive}
+                    resp = self._search(None, body, "rule queries")
+                    pit_id = resp.get("pit_id") or pit_id
+                else:
+                    resp = self._search(target, body, "rule queries")
+                hits = resp["hits"]["hits"]
+                for hit in hits:
+                    names = hit.get("matched_queries") or ()  # a dict on ES with named-query scores
+                    match: Match | None = None
+                    for name in names:
+                        i = int(name)
+                        if i in pending and len(out[i]) < limit:
+                            match = match or self._match(hit, fields)
+                            out[i].append(match)
+                for i in [i for i in pending if len(out[i]) >= limit]:
+                    del pending[i]
+                if len(hits) < size:
+                    return
+                after = hits[-1]["sort"]
+        finally:
+            if pit_id:
+                self._close_pit(pit_id)
 
     def _count(self, target: str, query: dict[str, Any], what: str) -> int:
         # _search with size 0 rather than _count: only _search honours the query timeout
