@@ -15,7 +15,18 @@ Each rule keeps its state in the store (collection ``rule_state``):
 * **health** -- last run, duration, hits, covered range, error, consecutive errors, whether
   the run hit its alert budget. One broken rule never stops the others.
 
-Detection runs on a bounded thread pool (``max_concurrent_rules``) so it cannot starve ingest.
+Detection runs on a bounded thread pool (``max_concurrent_rules``) so it cannot starve ingest;
+on a search store every query also carries a timeout (``query_timeout_seconds``: the search's
+own ``timeout`` and the client's request timeout). A query that times out or answers from only
+some shards fails the run -- it never counts as a complete, shorter answer: the watermark stays,
+the health says ``last_timed_out`` (and counts ``timeouts``), and the next run retries the same
+window. Keep the query timeout well below the lease, or a slow run outlives its claim.
+
+Across processes (``soc detect``, one process per replica): every process schedules every rule;
+the lease decides which one runs a given window. A process that loses a claim skips that rule
+until its next interval; a killed process leaves its claim behind until ``lease_until``, after
+which any other process claims the same window again (from the old watermark, so the window
+is not lost) and records a ``takeovers`` count and ``last_takeover`` in the health.
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor as _Pool
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,12 +67,17 @@ class RuleRunner:
 
     def __init__(self, engine: DetectionEngine, timing: Timing, *, owner: str | None = None,
                  on_alerts: Callable[[Detection, RunResult], None] | None = None,
+                 on_run: Callable[[Detection, RunResult, dict[str, Any]], None] | None = None,
                  clock: Callable[[], float] = time.time):
+        """``on_alerts`` is called after a run whose health was recorded and which created
+        alerts (notify here); ``on_run`` after every run this runner claimed, with the health
+        it recorded (``health["recorded"]`` is False when the lease was lost meanwhile)."""
         self.engine = engine
         self.store = engine.store
         self.timing = timing
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.on_alerts = on_alerts
+        self.on_run = on_run
         self.clock = clock
 
     def run_once(self, detection: Detection) -> RunResult | None:
@@ -79,10 +96,17 @@ class RuleRunner:
             return None
         claimed = dict(state, lease_owner=self.owner, lease_until=now + self.timing.lease,
                        claimed_window=[start, end])
+        previous = state.get("lease_owner")
+        if previous not in (None, self.owner):  # its claim expired: it died or stalled mid-run
+            claimed.update(takeovers=state.get("takeovers", 0) + 1,
+                           last_takeover={"from": previous, "at": now, "window": state.get("claimed_window")})
         try:
             version = self.store.put(RULE_STATE, detection.info.id, claimed, expected_version=version)
         except Conflict:
             return None  # another scheduler claimed it first
+        if previous not in (None, self.owner):
+            log.warning("rule %s: the lease of %s expired; %s runs its window again from the "
+                        "watermark", detection.info.id, previous, self.owner)
         result = self.engine.run(detection, Window(start, end, "event.ingested"))
         health = self._health(claimed, result, now, start, end)
         try:
@@ -90,10 +114,27 @@ class RuleRunner:
         except Conflict:
             log.warning("rule %s: lease lost during the run (it took longer than %ss); "
                         "the window will be evaluated again", detection.info.id, self.timing.lease)
+            if self.on_run is not None:
+                self.on_run(detection, result, dict(health, recorded=False))
             return result
+        if self.on_run is not None:
+            self.on_run(detection, result, dict(health, recorded=True))
         if result.created and self.on_alerts is not None:
             self.on_alerts(detection, result)
         return result
+
+    def run_all_once(self, detections: Sequence[Detection], max_workers: int = 2) -> list[RunResult]:
+        """Claim and run every rule's next window once, at most ``max_workers`` at a time;
+        rules another scheduler holds are skipped. The results of the runs made."""
+        def one(detection: Detection) -> RunResult | None:
+            try:
+                return self.run_once(detection)
+            except Exception:  # the store is unreachable, for example: the others still run
+                log.exception("rule %s: run failed", detection.info.id)
+                return None
+
+        with _Pool(max_workers=max(1, max_workers), thread_name_prefix="soc-detect") as pool:
+            return [r for r in pool.map(one, detections) if r is not None]
 
     def _health(self, state: dict[str, Any], result: RunResult, now: float, start: float, end: float) -> dict[str, Any]:
         health = dict(state)
@@ -106,6 +147,9 @@ class RuleRunner:
             total_alerts=state.get("total_alerts", 0) + len(result.created),
             runs=state.get("runs", 0) + 1, title=self.engine.ruleset.detections[result.rule_id].info.title,
         )
+        timed_out = bool(result.error) and _timed_out(result.error or "")
+        health.update(last_owner=self.owner, last_timed_out=timed_out,
+                      timeouts=state.get("timeouts", 0) + int(timed_out))
         if result.error:
             health.update(last_error=result.error, consecutive_errors=state.get("consecutive_errors", 0) + 1)
             # the watermark stays: the failed window is retried on the next run
@@ -149,6 +193,12 @@ class DetectionScheduler:
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=True)
+
+
+def _timed_out(error: str) -> bool:
+    """A run error that is a query timeout or a partial answer (the search store raises
+    ``QueryTimeout`` or ``PartialResult``; other stores may just say "timed out")."""
+    return error.startswith(("QueryTimeout", "PartialResult")) or "timed out" in error
 
 
 def _now_dt():  # type: ignore[no-untyped-def]

@@ -50,6 +50,14 @@ _DAY_RE = re.compile(r"-events-(\d{4})\.(\d{2})\.(\d{2})$")
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
+class QueryTimeout(StoreError):
+    """A search did not finish within the query timeout: its answer would be incomplete."""
+
+
+class PartialResult(StoreError):
+    """A search failed on some shards: its answer would be incomplete."""
+
+
 class SearchStore(DocumentCollections):
     """A :class:`soc.store.base.Store` on a search engine. Use :meth:`from_url`."""
 
@@ -151,19 +159,26 @@ class SearchStore(DocumentCollections):
             raise StoreError(f"{what} failed: {error.reason}") from error
 
     def _search(self, target: str | None, body: dict[str, Any], what: str = "search") -> dict[str, Any]:
-        body.setdefault("timeout", f"{self.query_timeout:g}s")
+        # whole milliseconds: the engines refuse fractional time values such as "0.5s"
+        body.setdefault("timeout", f"{max(1, round(self.query_timeout * 1000))}ms")
         path = f"/{target}/_search" if target else "/_search"
         params = {"ignore_unavailable": True, "allow_no_indices": True} if target else None
-        resp = self._request("POST", path, params=params, body=body, timeout=self.query_timeout + 5,
-                             what=what)
+        try:
+            resp = self._request("POST", path, params=params, body=body, timeout=self.query_timeout + 5,
+                                 what=what)
+        except StoreError as error:
+            if isinstance(error.__cause__, RequestTimeout):
+                raise QueryTimeout(f"{what} timed out: no answer within {self.query_timeout + 5:g} s "
+                                   "(narrow the query or raise the query timeout)") from error
+            raise
         if resp.get("timed_out"):
-            raise StoreError(f"{what} timed out after {self.query_timeout:g} s; the answer would be "
-                             "incomplete (narrow the query or raise the store's query_timeout)")
+            raise QueryTimeout(f"{what} timed out after {self.query_timeout:g} s; the answer would be "
+                               "incomplete (narrow the query or raise the store's query_timeout)")
         shards = resp.get("_shards") or {}
         if shards.get("failed"):
             reasons = {error_reason(f.get("reason")) for f in shards.get("failures", [])}
-            raise StoreError(f"{what} failed on {shards['failed']} of {shards.get('total')} shards: "
-                             + "; ".join(sorted(reasons)))
+            raise PartialResult(f"{what} failed on {shards['failed']} of {shards.get('total')} shards: "
+                                + "; ".join(sorted(reasons)))
         return resp
 
     # -- bootstrap -------------------------------------------------------------------------------
