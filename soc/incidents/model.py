@@ -138,6 +138,9 @@ class Incident(BaseModel):
     reports: list[ReportRecord] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     merged_into: str | None = None
+    pinned: list[str] = Field(default_factory=list,
+                              description="fields an analyst or a playbook set (title, severity, incident_type): "
+                                          "alerts attached later never change them")
 
     # -- computed --------------------------------------------------------------------------
     @property
@@ -167,7 +170,9 @@ class Incident(BaseModel):
     def overdue(self, now: datetime | None = None) -> list[str]:
         """Which reports are late: ``initial`` (no initial report by notify_due), ``closing``."""
         now = now or datetime.now(UTC)
-        late = []
+        late: list[str] = []
+        if self.verdict in ("false_positive", "benign") or self.merged_into:
+            return late  # not an incident (or now part of another one): nothing to report here
         kinds = {r.kind for r in self.reports if r.delivered_at}
         if "initial" not in kinds and parse_iso(self.notify_due) < now:
             late.append("initial")
