@@ -36,8 +36,13 @@ ENTITY_FIELDS = ("host.name", "source.ip", "destination.ip", "user.name", "user.
 MAX_EVENT_IDS = 1000
 MAX_MATCHES = 2_000_000  # hard bound on matches pulled for one correlation input
 
-Filter = Callable[[Detection, Match], bool]
-"""An exception filter: True when the match must be suppressed."""
+Filter = Callable[[Detection, Match | Episode], str | bool | None]
+"""The exception hook (:class:`soc.exceptions.ActiveExceptions`): given what would become an
+alert -- a match of a single-event rule or an episode of a correlation -- the id of the
+exception that suppresses it (or True), else None. Suppressed alerts are not recorded but
+counted in :attr:`RunResult.suppressed` / ``suppressed_by``. The events a correlation counts are
+never filtered. A hook with a ``prepare(engine)`` method is prepared at the start of each run
+(to reload the exceptions in force)."""
 
 
 def _iso(ts: float) -> str:
@@ -53,6 +58,7 @@ class RunResult:
     updated: int = 0
     existing: int = 0
     suppressed: int = 0
+    suppressed_by: dict[str, int] = field(default_factory=dict)  # exception id -> alerts suppressed
     truncated: bool = False
     missing_group: int = 0
     error: str | None = None
@@ -79,10 +85,7 @@ class DetectionEngine:
             return self._prefetched[detection.info.id][:limit]
         wanted = list(dict.fromkeys([*ENTITY_FIELDS, *fields]))
         self.store.prepare_fields(detection.fields)
-        matches = self.store.find_matches(detection.where, detection.datasets, window, wanted, limit)
-        if self.suppress is not None:
-            matches = [m for m in matches if not self.suppress(detection, m)]
-        return matches
+        return self.store.find_matches(detection.where, detection.datasets, window, wanted, limit)
 
     def _points(self, detection: Detection, window: Window, fields: Sequence[str],
                 cache: dict[str, list[Point]]) -> list[Point]:
@@ -130,6 +133,7 @@ class DetectionEngine:
         started = time.perf_counter()
         result = RunResult(detection.info.id, (window.start, window.end))
         try:
+            self._prepare_suppress()
             if detection.kind == "event":
                 self._run_event_rule(detection, window, result)
             else:
@@ -144,6 +148,7 @@ class DetectionEngine:
         """Run many detections over one window: the event rules (and the rules correlations
         refer to) are evaluated together, in one pass over the data per group of datasets."""
         detections = list(detections)
+        self._prepare_suppress()
         self.prefetch(detections, window)
         try:
             results = []
@@ -183,8 +188,6 @@ class DetectionEngine:
             except StoreError:
                 continue  # evaluated rule by rule instead, so the failing rule reports its error
             for member, matches in zip(members, results, strict=True):
-                if self.suppress is not None:
-                    matches = [m for m in matches if not self.suppress(member, m)]
                 self._prefetched[member.info.id] = matches
 
     def _run_event_rule(self, detection: Detection, window: Window, result: RunResult) -> None:
@@ -195,6 +198,8 @@ class DetectionEngine:
             matches = matches[: self.max_alerts]
             self._record(self._overflow_alert(detection, window, matches, total), result)
         result.matches = len(matches)
+        if self.suppress is not None:
+            matches = [m for m in matches if not self._suppressed(detection, m, result)]
         now = self.clock()
         for match in matches:
             self._record(self._event_alert(detection, match, now), result)
@@ -219,10 +224,28 @@ class DetectionEngine:
         result.matches = len(outcome.episodes)
         now = self.clock()
         for episode in outcome.episodes[: self.max_alerts]:
+            if self.suppress is not None and self._suppressed(detection, episode, result):
+                continue
             self._record_episode(detection, episode, now, result)
         if len(outcome.episodes) > self.max_alerts:
             result.truncated = True
             self._record(self._overflow_alert(detection, window, [], len(outcome.episodes)), result)
+
+    # -- exceptions --------------------------------------------------------------------------
+    def _prepare_suppress(self) -> None:
+        prepare = getattr(self.suppress, "prepare", None)
+        if prepare is not None:
+            prepare(self)
+
+    def _suppressed(self, detection: Detection, subject: Match | Episode, result: RunResult) -> bool:
+        assert self.suppress is not None
+        by = self.suppress(detection, subject)
+        if not by:
+            return False
+        key = by if isinstance(by, str) else "suppressed"
+        result.suppressed += 1
+        result.suppressed_by[key] = result.suppressed_by.get(key, 0) + 1
+        return True
 
     # -- alerts ------------------------------------------------------------------------------
     def _base_alert(self, detection: Detection, now: float) -> dict[str, Any]:
