@@ -147,6 +147,10 @@ class RuleRunner:
             total_alerts=state.get("total_alerts", 0) + len(result.created),
             runs=state.get("runs", 0) + 1, title=self.engine.ruleset.detections[result.rule_id].info.title,
         )
+        # alerts held back by exceptions in this run (an alert in the overlap with the previous
+        # window is counted again: these are per-run figures, not a running total)
+        health.update(last_suppressed=result.suppressed,
+                      last_suppressed_by=[{"exception": k, "count": v} for k, v in sorted(result.suppressed_by.items())])
         timed_out = bool(result.error) and _timed_out(result.error or "")
         health.update(last_owner=self.owner, last_timed_out=timed_out,
                       timeouts=state.get("timeouts", 0) + int(timed_out))
