@@ -33,6 +33,7 @@ devstack_app = typer.Typer(
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(devstack_app, name="devstack")
+app.add_typer(__import__("soc.kafka_cli", fromlist=["app"]).app, name="kafka")
 app.command("detect")(__import__("soc.detect_cli", fromlist=["detect"]).detect)  # soc detect: scheduler process
 
 RulesOption = Annotated[

@@ -47,11 +47,101 @@ class DetectionSettings(BaseModel):
 
 
 class KafkaSettings(BaseModel):
+    """The Kafka ingest path (``soc kafka ...``, see docs/kafka.md)."""
+
     bootstrap: str = "127.0.0.1:9092"
     topic: str = "soc.logs"
     dead_letter_topic: str = "soc.logs.dlq"
     group: str = "soc-ingest"
-    batch_size: int = 2000
+    batch_size: int = Field(5000, ge=1, description="records per bulk write (and commit)")
+    max_message_bytes: int = Field(65536, ge=1, description="longer records are dead-lettered")
+    invalid_utf8: str = Field("dead-letter", pattern="^(dead-letter|store)$",
+                              description="records that are not UTF-8: dead-letter, or store with soc.raw_b64")
+    max_poll_interval_ms: int = Field(300_000, ge=10_000,
+                                      description="the group drops a member that does not poll this long")
+    retry_max_seconds: float = Field(30.0, gt=0, description="longest wait between write retries")
+    metrics_port: int | None = Field(None, description="serve Prometheus text metrics on this port")
+    metrics_interval_seconds: float = Field(30.0, gt=0, description="how often the worker logs its metrics")
+    index_prefix: str = Field("soc", description="index prefix of a search store")
+
+
+class ReporterIdentity(BaseModel):
+    """Who reports (Mẫu 03/04/05 section 1): the province's SOC as a network member."""
+
+    name: str | None = Field(None, description="Tên tổ chức báo cáo sự cố, e.g. 'Công an tỉnh Nghệ An'")
+    address: str | None = Field(None, description="Địa chỉ")
+    phone: str | None = Field(None, description="Điện thoại")
+    email: str | None = Field(None, description="Email")
+    member_code: str | None = Field(None, description="Mã thành viên mạng lưới ứng cứu sự cố (Mẫu 05)")
+    province: str | None = Field(None, description="province name, e.g. 'Nghệ An'")
+
+
+class ReportContact(BaseModel):
+    """Người liên hệ (Mẫu 03 section 2)."""
+
+    full_name: str | None = None
+    position: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class ReportSignatory(BaseModel):
+    """Người đại diện theo pháp luật who signs the reports."""
+
+    name: str | None = None
+    title: str | None = Field(None, description="Chức vụ, e.g. 'Phó Giám đốc'")
+
+
+class ReportRecipient(BaseModel):
+    """Where reports go: a channel, the profile they are built with, an endpoint."""
+
+    name: str = Field(description="short id, e.g. 'mps-a05'")
+    title: str | None = Field(None, description="display name of the recipient authority")
+    profile: str = Field("vn.mps.a05-2025", description="profile id (soc/export/profiles/*.yml)")
+    channel: str = Field("drop", description="https | email | drop")
+    endpoint: str = Field(description="https URL, e-mail address(es) comma-separated, or a folder")
+    kinds: list[str] = Field(default_factory=lambda: ["initial", "closing", "summary"],
+                             description="which reports go to this recipient: initial, closing, summary")
+    token: str | None = Field(None, description="https: bearer token (prefer token_env)")
+    token_env: str | None = Field(None, description="https: name of the environment variable with the token")
+    client_cert: Path | None = Field(None, description="https: client certificate (PEM) for mutual TLS")
+    client_key: Path | None = Field(None, description="https: client key (PEM)")
+    ca: Path | None = Field(None, description="https: CA bundle to verify the server (default: system CAs)")
+    timeout_seconds: float = 30.0
+
+
+class SmtpSettings(BaseModel):
+    host: str = "localhost"
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the SMTP password")
+    sender: str | None = Field(None, description="From address (default: reporter e-mail)")
+    timeout_seconds: float = 30.0
+
+
+class ReportingSettings(BaseModel):
+    """National reporting (soc/export, docs/reporting.md)."""
+
+    reporter: ReporterIdentity = ReporterIdentity()
+    contact: ReportContact = ReportContact()
+    signatory: ReportSignatory = ReportSignatory()
+    default_profile: str = Field("vn.mps.a05-2025", description="profile used when none is named")
+    profile_dirs: list[Path] = Field(default_factory=list, description="extra folders of profile YAML files")
+    certificate: Path | None = Field(None, description="the province's X.509 signing certificate (PEM)")
+    private_key: Path | None = Field(None, description="its private key (PEM)")
+    key_password_env: str | None = Field(None, description="environment variable holding the key password")
+    default_notified: list[str] = Field(
+        default_factory=list,
+        description="Mẫu 03 item 8 when a report does not say: network_member, isp, coordinating_authority")
+    recipients: list[ReportRecipient] = Field(default_factory=list)
+    smtp: SmtpSettings = SmtpSettings()
+    out_dir: Path | None = Field(None, description="where built reports are written (default: <data_dir>/reports)")
+    schedule: bool = Field(True, description="build periodic summaries on schedule in `soc run`")
+    max_attempts: int = Field(8, ge=1, description="delivery attempts before an outbox entry fails")
+    retry_base_seconds: float = Field(30.0, gt=0, description="first retry delay; doubles each attempt")
+    retry_max_seconds: float = Field(3600.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -67,6 +157,7 @@ class Settings(BaseSettings):
     syslog: SyslogSettings = SyslogSettings()
     detection: DetectionSettings = DetectionSettings()
     kafka: KafkaSettings = KafkaSettings()
+    reporting: ReportingSettings = ReportingSettings()
 
     @field_validator("timezone")
     @classmethod

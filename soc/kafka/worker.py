@@ -1,0 +1,549 @@
+"""The Kafka ingest worker: a consumer-group member that turns log records into stored events.
+
+**When offsets are committed** (the rule everything else follows)::
+
+    poll ─> batch ─> decode/parse/normalize ─> bulk write (create-only, id from
+            topic/partition/offset) ─> dead letters published and acknowledged
+            ─> commit, per partition, the offset after the last *settled* record
+
+A record is *settled* when its document's bulk result is known and final -- created (201),
+already there (409: a redelivery) or rejected and its dead letter acknowledged by Kafka
+(``acks=all``) -- or when it went to the dead-letter topic before reaching the store
+(malformed, oversized, not UTF-8). For each partition the worker commits the offset of its
+first unsettled record, or the offset after the batch when every record is settled; it never
+commits past a record whose outcome is unknown. Offsets are committed explicitly per partition
+(``enable_auto_commit=False``), synchronously, after every batch and before the next ``poll``.
+So a crash at any moment re-reads at most the unsettled records, and since every document's
+id is derived from its record's coordinates and written with ``op_type=create``, a re-read
+record is answered ``409`` and counted ``existing``: at-least-once delivery with idempotent
+writes, an exactly-once outcome in the store.
+
+**Retries and backpressure.** Documents answered 429/5xx, or a bulk request that times out or
+cannot reach the store at all, stay in the batch and only they are sent again (the search
+store already sorts each item into created/existing/retryable/rejected, and splits a request
+that is too large). Between attempts the worker waits with exponential backoff and jitter (0.5
+s doubling up to ``retry_max_seconds``) and **pauses** every assigned partition, so nothing more
+is fetched: memory stays bounded by one batch however long the store is down. While paused it
+keeps calling ``poll`` (which fetches nothing) so it stays a live member of the group; it
+resumes the partitions once the batch is settled. A single bulk request is bounded by the
+store's write timeout (60 s), well inside ``max_poll_interval_ms`` (300 s by default).
+
+**Rebalances.** Because a batch is settled and committed before the next ``poll``, and the
+group only rebalances inside ``poll`` (or ``close``), a revocation normally finds nothing to
+flush: the batch that was read before it was written and committed already. The exception is
+a batch parked for retry while the store is failing (or records read by an earlier ``poll``
+of a batch still being filled). The rebalance listener (``on_partitions_revoked``) then commits
+whatever of the revoked partitions is settled but not yet committed, releases their unsettled
+records without committing them, and rewinds those partitions to their first unsettled record,
+so whichever member owns them next -- possibly this one -- reads them again from there. A
+released record is therefore re-read, never lost, and re-writing it is answered 409, never
+doubled. ``on_partitions_lost`` (the member was evicted) releases the same way without
+committing.
+
+**Stopping.** :meth:`IngestWorker.stop` (SIGTERM/SIGINT in ``soc kafka worker``) lets the
+current batch settle and commit, then closes the consumer, which leaves the group at once (no
+wait for the session timeout). If the store is down at that moment the worker keeps retrying
+for ``stop_grace`` seconds and then exits without committing the unsettled records (they are
+read again on the next start).
+
+**Dead letters** (:mod:`soc.kafka.deadletters`): malformed records (no value, unknown agency,
+bad headers), records over ``max_message_bytes``, records that are not UTF-8 (unless
+``invalid_utf8="store"``: then they are stored with ``soc.raw_b64``), empty records, and
+documents the store rejects (mapping errors, other 4xx) go to the dead-letter topic with the
+reason, the exact bytes and the coordinates. Every consumed record is accounted for: it is
+stored, already there, or dead-lettered (``soc kafka status`` and the metrics say how many).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from soc.ingest import Record
+from soc.ingest.pipeline import IngestPipeline
+from soc.ingest.sourcedefs import Agencies, load_agencies
+from soc.kafka import deadletters as dl
+from soc.kafka.messages import ContextKey, Coordinates, Malformed, context_for, inspect, to_record
+from soc.kafka.metrics import MetricsServer, WorkerMetrics
+from soc.model import Event
+from soc.store import open_store
+from soc.store.base import Store, StoreError, WriteResult
+
+log = logging.getLogger("soc.kafka.worker")
+
+
+@dataclass
+class WorkerConfig:
+    """Everything a worker needs; :meth:`from_settings` fills it from :class:`soc.config.Settings`."""
+
+    bootstrap: str
+    topics: list[str]
+    group: str
+    store_url: str
+    dead_letter_topic: str
+    batch_size: int = 5000
+    max_message_bytes: int = 65536
+    invalid_utf8: str = "dead-letter"
+    index_prefix: str = "soc"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    max_poll_interval_ms: int = 300_000
+    session_timeout_ms: int = 45_000
+    retry_max_seconds: float = 30.0
+    linger_seconds: float = 0.2
+    stop_grace: float = 10.0
+    metrics_port: int | None = None
+    metrics_interval_seconds: float = 30.0
+    client_id: str = "soc-ingest"
+    write_timeout: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> WorkerConfig:
+        k = settings.kafka
+        values: dict[str, Any] = dict(
+            bootstrap=k.bootstrap, topics=[k.topic], group=k.group, store_url=settings.resolved_store_url,
+            dead_letter_topic=k.dead_letter_topic, batch_size=k.batch_size, max_message_bytes=k.max_message_bytes,
+            invalid_utf8=k.invalid_utf8, index_prefix=k.index_prefix, timezone=settings.timezone,
+            max_poll_interval_ms=k.max_poll_interval_ms, retry_max_seconds=k.retry_max_seconds,
+            metrics_port=k.metrics_port, metrics_interval_seconds=k.metrics_interval_seconds)
+        values.update({key: v for key, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def open_event_store(url: str, prefix: str = "soc", write_timeout: float = 60.0) -> Store:
+    """The store for ``url``; search stores get the index prefix and a bounded write timeout."""
+    if url.startswith("sqlite"):
+        return open_store(url)
+    return open_store(url, prefix=prefix, write_timeout=write_timeout)
+
+
+class _DeadLetterSink:
+    """Stands in for the pipeline's dead-letter file: remembers why a record was refused."""
+
+    def __init__(self) -> None:
+        self.last: tuple[str, str] | None = None  # (event id, reason)
+
+    def write(self, reason: str, record: Record) -> None:
+        self.last = (record.event_id, reason)
+
+
+class _Batch:
+    """Records taken from Kafka and not yet committed, with what is still open per partition."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, Event] = {}               # id -> document still to write
+        self.where: dict[str, tuple[Any, int]] = {}      # id -> (TopicPartition, offset)
+        self.raw: dict[str, Any] = {}                    # id -> ConsumerRecord (for dead letters)
+        self.dead: list[tuple[dl.DeadLetter, Any]] = []  # dead letters not yet acknowledged, with tp
+        self.open: dict[Any, set[int]] = defaultdict(set)  # tp -> offsets not settled yet
+        self.end: dict[Any, int] = {}                    # tp -> offset after the last record taken
+        self.size = 0
+        self.started = 0.0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def unsettled(self) -> bool:
+        return any(self.open.values())
+
+    def commit_targets(self, committed: dict[Any, int]) -> dict[Any, int]:
+        """Per partition: the first unsettled offset, else the end; only where it moved on."""
+        out = {}
+        for tp, end in self.end.items():
+            still = self.open.get(tp)
+            target = min(still) if still else end
+            if target > committed.get(tp, -1):
+                out[tp] = target
+        return out
+
+    def release(self, partitions: set[Any]) -> dict[Any, int]:
+        """Forget the revoked partitions; returns tp -> first unsettled offset (to rewind to)."""
+        rewind = {}
+        for tp in partitions:
+            still = self.open.pop(tp, None)
+            if still:
+                rewind[tp] = min(still)
+            self.end.pop(tp, None)
+        if rewind:
+            gone = [i for i, (tp, _) in self.where.items() if tp in partitions]
+            for id_ in gone:
+                self.events.pop(id_, None)
+                self.raw.pop(id_, None)
+                del self.where[id_]
+            self.dead = [(d, tp) for d, tp in self.dead if tp not in partitions]
+        return rewind
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class IngestWorker:
+    """One consumer-group member: Kafka -> ingest pipeline -> store. See the module docstring."""
+
+    def __init__(self, config: WorkerConfig, *, store: Store | None = None, agencies: Agencies | None = None,
+                 consumer_factory: Callable[..., Any] | None = None) -> None:
+        self.config = config
+        self.metrics = WorkerMetrics()
+        self.agencies = agencies or load_agencies()
+        self.store = store or open_event_store(config.store_url, config.index_prefix, config.write_timeout)
+        self._own_store = store is None
+        self._consumer_factory = consumer_factory
+        self.consumer: Any = None
+        self.producer: Any = None
+        self.batch = _Batch()
+        self.committed: dict[Any, int] = {}
+        self._stopping = False
+        self._stop_at: float | None = None
+        self._pipelines: dict[ContextKey, tuple[IngestPipeline, _DeadLetterSink]] = {}
+        self._inspect_cache: dict[tuple[Any, ...], tuple[ContextKey, str | None] | str] = {}
+        self._backoff = 0.0
+        self._metrics_server: MetricsServer | None = None
+        self._last_report = self._last_lag = time.monotonic()
+        self.running = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _make_consumer(self) -> Any:
+        from kafka import KafkaConsumer
+
+        c = self.config
+        options = dict(
+            bootstrap_servers=c.bootstrap, group_id=c.group, client_id=c.client_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=c.batch_size, max_poll_interval_ms=c.max_poll_interval_ms,
+            session_timeout_ms=c.session_timeout_ms, heartbeat_interval_ms=max(1000, c.session_timeout_ms // 10),
+            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+            check_crcs=False)
+        factory = self._consumer_factory or KafkaConsumer
+        return factory(**options)
+
+    def _dead_letter_producer(self) -> Any:
+        if self.producer is None:
+            from kafka import KafkaProducer
+
+            self.producer = KafkaProducer(
+                bootstrap_servers=self.config.bootstrap, client_id=f"{self.config.client_id}-dlq", acks="all",
+                retries=2**31 - 1, linger_ms=5, max_request_size=16 * 1024 * 1024,
+                delivery_timeout_ms=120_000)
+        return self.producer
+
+    def stop(self) -> None:
+        """Ask the worker to finish its batch, commit and leave the group (safe from a signal handler)."""
+        self._stopping = True
+        self._stop_at = time.monotonic()
+
+    def run(self, *, until_idle: float | None = None) -> WorkerMetrics:
+        """Consume until :meth:`stop` (or, with ``until_idle``, until nothing arrived for that
+        many seconds and every batch is committed). Returns the metrics."""
+        from kafka import AsyncConsumerRebalanceListener
+
+        worker = self
+
+        class Listener(AsyncConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                offsets = worker._on_revoked(set(revoked))
+                if offsets:
+                    try:
+                        await worker.consumer.commit_async(offsets)
+                        worker._committed(offsets)
+                    except Exception as error:  # noqa: BLE001  (the next owner re-reads; writes are idempotent)
+                        log.warning("commit at revocation failed (%s); those records will be read again", error)
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+
+            async def on_partitions_lost(self, lost: Any) -> None:
+                worker._on_revoked(set(lost))
+
+        if self.config.metrics_port is not None:
+            self._metrics_server = MetricsServer(self.metrics, self.config.metrics_port).start()
+            log.info("metrics on http://0.0.0.0:%d/metrics", self._metrics_server.port)
+        self.consumer = self._make_consumer()
+        self.consumer.subscribe(self.config.topics, listener=Listener())
+        self.running = True
+        idle_since = time.monotonic()
+        try:
+            while not self._stopping:
+                got = self._fill()
+                if self.batch:
+                    self._settle()
+                    idle_since = time.monotonic()
+                elif got == 0 and until_idle is not None and time.monotonic() - idle_since > until_idle:
+                    break
+                self._report()
+        finally:
+            self._close()
+        return self.metrics
+
+    def _close(self) -> None:
+        try:
+            if self.batch.unsettled():
+                log.warning("stopping with %d unsettled records not committed; they will be read again",
+                            sum(len(v) for v in self.batch.open.values()))
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False)  # revokes (listener), then leaves the group
+        finally:
+            self.running = False
+            if self.producer is not None:
+                self.producer.flush(30)
+                self.producer.close(timeout=10)
+            if self._own_store:
+                self.store.close()
+            self.metrics.tick()
+            log.info("%s", self.metrics.log_line())
+            if self._metrics_server is not None:
+                self._metrics_server.stop()
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _fill(self) -> int:
+        """Poll until a batch is full, ``linger_seconds`` passed since its first record, or a
+        poll comes back empty. Returns how many records were taken."""
+        taken = 0
+        size = self.config.batch_size
+        while len(self.batch) < size and not self._stopping:
+            polled = self.consumer.poll(timeout_ms=500 if not self.batch else 50,
+                                        max_records=size - len(self.batch))
+            if not polled:
+                break
+            for tp, records in polled.items():
+                taken += len(records)
+                self._take(tp, records)
+            if time.monotonic() - self.batch.started > self.config.linger_seconds:
+                break
+        return taken
+
+    def _take(self, tp: Any, records: list[Any]) -> None:
+        batch = self.batch
+        if not batch.size:
+            batch.started = time.monotonic()
+        batch.size += len(records)
+        self.metrics.consumed += len(records)
+        batch.end[tp] = records[-1].offset + 1
+        open_ = batch.open[tp]
+        groups: dict[ContextKey, list[tuple[Any, str | None]]] = defaultdict(list)
+        cache = self._inspect_cache
+        for rec in records:
+            headers = rec.headers
+            cache_key = (rec.key, tuple(headers) if headers else None, rec.value is None)
+            found = cache.get(cache_key)
+            if found is None:
+                try:
+                    found = inspect(rec.topic, rec.key, rec.value, headers, self.agencies, self.config.timezone)
+                except Malformed as error:
+                    found = str(error)
+                if len(cache) > 50_000:
+                    cache.clear()
+                cache[cache_key] = found
+            open_.add(rec.offset)
+            if isinstance(found, str):
+                self._dead(tp, rec, found, dl.STAGE_RECORD)
+            else:
+                groups[found[0]].append((rec, found[1]))
+        for key, items in groups.items():
+            self._process(tp, key, items)
+
+    def _pipeline(self, key: ContextKey) -> tuple[IngestPipeline, _DeadLetterSink]:
+        found = self._pipelines.get(key)
+        if found is None:
+            sink = _DeadLetterSink()
+            pipeline = IngestPipeline(context_for(key, self.agencies), key.fmt, self.config.max_message_bytes,
+                                      sink)  # type: ignore[arg-type]  (duck-typed dead-letter file)
+            found = self._pipelines[key] = (pipeline, sink)
+        return found
+
+    def _process(self, tp: Any, key: ContextKey, items: list[tuple[Any, str | None]]) -> None:
+        pipeline, sink = self._pipeline(key)
+        batch = self.batch
+        store_invalid = self.config.invalid_utf8 == "store"
+        for rec, peer in items:
+            record = to_record(rec.topic, rec.partition, rec.offset, rec.timestamp, rec.value, peer)
+            sink.last = None
+            event = pipeline.process_one(record)
+            if event is None:
+                reason = sink.last[1] if sink.last else "empty record: nothing but whitespace"
+                self._dead(tp, rec, reason, dl.STAGE_PIPELINE)
+                continue
+            if not store_invalid and "soc.decode.error" in event:
+                self._dead(tp, rec, "not UTF-8: the value holds bytes that are not valid UTF-8 (replay with "
+                                    "--invalid-utf8 store to keep them with soc.raw_b64)", dl.STAGE_PIPELINE)
+                continue
+            id_ = record.event_id
+            batch.events[id_] = event
+            batch.where[id_] = (tp, rec.offset)
+            batch.raw[id_] = rec
+
+    def _dead(self, tp: Any, rec: Any, reason: str, stage: str) -> None:
+        letter = dl.DeadLetter(reason=reason, stage=stage, coordinates=Coordinates(rec.topic, rec.partition, rec.offset),
+                               timestamp_ms=rec.timestamp, key=rec.key, value=rec.value, headers=list(rec.headers or ()))
+        self.batch.dead.append((letter, tp))
+
+    # -- writing and committing ------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Write the batch, publish its dead letters, commit; retry with backoff (paused) until
+        everything is settled, the partitions are revoked, or the stop grace runs out."""
+        while True:
+            self._attempt()
+            self._commit()
+            if not self.batch.unsettled():
+                self.batch.reset()
+                if self.metrics.paused:
+                    self._resume()
+                self._backoff = 0.0
+                self.metrics.batches += 1
+                return
+            if self._stopping and self._stop_at is not None and \
+                    time.monotonic() - self._stop_at > self.config.stop_grace:
+                return  # _close logs what is left uncommitted
+            self._wait()
+
+    def _attempt(self) -> None:
+        batch = self.batch
+        if batch.events:
+            ids = list(batch.events)
+            try:
+                result = self.store.write_events([batch.events[i] for i in ids])
+            except StoreError as error:
+                self.metrics.store_failures += 1
+                log.warning("store write failed, %d documents will be retried: %s", len(ids), error)
+                result = WriteResult(retryable=ids)
+            self._apply(ids, result)
+        if batch.dead:
+            self._publish_dead()
+
+    def _apply(self, ids: list[str], result: WriteResult) -> None:
+        batch, m = self.batch, self.metrics
+        m.stored += result.created
+        m.existing += result.existing
+        keep = set(result.retryable)
+        if keep:
+            m.retries += len(keep)
+        for id_, reason in result.rejected:
+            rec = batch.raw.get(id_)
+            if rec is None:
+                continue
+            keep.add(id_)  # open until its dead letter is acknowledged
+            batch.events.pop(id_, None)
+            self._dead(batch.where[id_][0], rec, f"store rejected: {reason}", dl.STAGE_STORE)
+        for id_ in ids:
+            if id_ in keep:
+                continue
+            tp, offset = batch.where.pop(id_)
+            batch.open[tp].discard(offset)
+            del batch.events[id_]
+            batch.raw.pop(id_, None)
+
+    def _publish_dead(self) -> None:
+        producer = self._dead_letter_producer()
+        sent = []
+        for letter, tp in self.batch.dead:
+            sent.append((letter, tp, producer.send(self.config.dead_letter_topic, **letter.to_kafka())))
+        try:
+            producer.flush(timeout=60)
+        except Exception as error:  # noqa: BLE001
+            log.warning("dead-letter flush failed: %s", error)
+        left = []
+        for letter, tp, future in sent:
+            if future.is_done and future.succeeded():
+                self.metrics.dead(letter.stage)
+                self.batch.open[tp].discard(letter.coordinates.offset)
+                id_ = letter.event_id
+                self.batch.where.pop(id_, None)
+                self.batch.raw.pop(id_, None)
+                log.info("dead letter %s: %s", letter.coordinates, letter.reason)
+            else:
+                left.append((letter, tp))
+                log.warning("dead letter for %s not acknowledged (%s); retrying", letter.coordinates,
+                            future.exception if future.is_done else "timeout")
+        self.batch.dead = left
+
+    def _commit(self) -> None:
+        from kafka import OffsetAndMetadata
+
+        targets = self.batch.commit_targets(self.committed)
+        if not targets:
+            return
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in targets.items()}
+        try:
+            self.consumer.commit(offsets)
+        except Exception as error:  # noqa: BLE001  (rebalance/eviction: re-read later, idempotent)
+            log.warning("offset commit failed (%s); the records after the last commit will be read again", error)
+            return
+        self._committed(offsets)
+
+    def _committed(self, offsets: dict[Any, Any]) -> None:
+        self.metrics.commits += 1
+        for tp, om in offsets.items():
+            self.committed[tp] = om.offset
+
+    def _wait(self) -> None:
+        """Backpressure: pause all partitions and keep polling (nothing is fetched) until the
+        backoff delay has passed."""
+        self._backoff = min(self.config.retry_max_seconds, max(0.5, self._backoff * 2))
+        delay = self._backoff * random.uniform(0.75, 1.25)
+        if not self.metrics.paused:
+            log.warning("store not accepting every document: pausing consumption, retrying with backoff")
+        self.metrics.paused = True
+        deadline = time.monotonic() + delay
+        while True:
+            assigned = self.consumer.assignment()
+            if assigned:
+                self.consumer.pause(*assigned)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            polled = self.consumer.poll(timeout_ms=int(min(left, 0.5) * 1000) or 1)
+            for tp, records in polled.items():  # only a partition newly assigned during the wait
+                self._take(tp, records)
+            self._report()
+
+    def _resume(self) -> None:
+        paused = self.consumer.paused()
+        if paused:
+            self.consumer.resume(*paused)
+        self.metrics.paused = False
+        log.warning("store accepting again: consumption resumed")
+
+    def _on_revoked(self, partitions: set[Any]) -> dict[Any, Any]:
+        """Listener: commit targets of the revoked partitions; release their open records."""
+        from kafka import OffsetAndMetadata
+
+        self.metrics.rebalances += 1
+        targets = {tp: off for tp, off in self.batch.commit_targets(self.committed).items() if tp in partitions}
+        rewind = self.batch.release(partitions)
+        for tp, offset in rewind.items():
+            self.metrics.dropped_on_revoke += 1
+            try:
+                self.consumer.seek(tp, offset)  # if this member keeps it, it re-reads from here
+            except (ValueError, AssertionError):
+                pass
+        if rewind:
+            log.info("revoked with unsettled records; released from %s",
+                     {f"{tp.topic}/{tp.partition}": o for tp, o in rewind.items()})
+        for tp in partitions:
+            self.committed.pop(tp, None)
+        return {tp: OffsetAndMetadata(off, "", -1) for tp, off in targets.items()}
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def _report(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag >= 2.0:
+            self._last_lag = now
+            lag = {}
+            for tp in self.consumer.assignment():
+                high = self.consumer.highwater(tp)
+                done = self.committed.get(tp)
+                if done is None and not self.batch.open.get(tp):
+                    try:  # nothing taken from it yet: the position is the committed offset
+                        done = self.consumer.position(tp, timeout_ms=100)
+                    except Exception:  # noqa: BLE001
+                        done = None
+                if high is not None and done is not None:
+                    lag[f"{tp.topic}/{tp.partition}"] = max(0, high - done)
+            self.metrics.lag = lag
+        if now - self._last_report >= self.config.metrics_interval_seconds:
+            self.metrics.tick()
+            log.info("%s", self.metrics.log_line())
+            self._last_report = now

@@ -1,0 +1,270 @@
+"""``soc kafka ...``: the Kafka ingest path on the command line (worker, relay, status, dlq).
+
+Mounted by :mod:`soc.cli` as ``soc kafka``; also runnable as ``python -m soc.kafka_cli``.
+Defaults come from settings (``SOC_KAFKA__BOOTSTRAP``, ``SOC_KAFKA__TOPIC``, ``SOC_STORE_URL``...,
+see :class:`soc.config.KafkaSettings`); options override them. docs/kafka.md explains the
+topic layout, the commit rule, the dead-letter format and scaling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from soc.config import load_settings
+
+app = typer.Typer(
+    help="Kafka ingest at scale: workers that store log records from Kafka (exactly-once outcome), "
+         "a syslog-to-Kafka relay, group lag, and the dead-letter topic. See docs/kafka.md.",
+    no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False)
+dlq_app = typer.Typer(help="Inspect and replay the dead-letter topic (records the worker could not store).",
+                      no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+Bootstrap = Annotated[str | None, typer.Option(
+    "--bootstrap", "-b", help="Kafka bootstrap servers host:port[,host:port] (default SOC_KAFKA__BOOTSTRAP).",
+    show_default=False)]
+Topic = Annotated[str | None, typer.Option("--topic", "-t", help="Log topic (default SOC_KAFKA__TOPIC, soc.logs).",
+                                           show_default=False)]
+Group = Annotated[str | None, typer.Option("--group", "-g", help="Consumer group (default SOC_KAFKA__GROUP, "
+                                           "soc-ingest). Workers of one group share the partitions.",
+                                           show_default=False)]
+DeadTopic = Annotated[str | None, typer.Option("--dead-letter-topic", help="Dead-letter topic (default "
+                                               "SOC_KAFKA__DEAD_LETTER_TOPIC, soc.logs.dlq).", show_default=False)]
+StoreUrl = Annotated[str | None, typer.Option("--store-url", help="Where events go: opensearch://host:9200, "
+                                              "elasticsearch://host:9200 or sqlite:///path.db (default "
+                                              "SOC_STORE_URL).", show_default=False)]
+Prefix = Annotated[str | None, typer.Option("--index-prefix", help="Index prefix of a search store (default "
+                                            "soc).", show_default=False)]
+MaxBytes = Annotated[int | None, typer.Option("--max-message-bytes", help="Records longer than this are "
+                                              "dead-lettered (default 65536).", show_default=False)]
+InvalidUtf8 = Annotated[str | None, typer.Option("--invalid-utf8", help="Records that are not UTF-8: "
+                                                 "'dead-letter' (default) or 'store' (kept with soc.raw_b64).",
+                                                 show_default=False)]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("soc.kafka").setLevel(logging.INFO)
+    logging.getLogger("kafka").setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+def _config(**overrides: object):  # type: ignore[no-untyped-def]
+    from soc.kafka.worker import WorkerConfig
+
+    settings = load_settings()
+    topic = overrides.pop("topic", None)
+    config = WorkerConfig.from_settings(settings, **overrides)
+    if topic:
+        config.topics = [str(topic)]
+    return config
+
+
+@app.command()
+def worker(
+    bootstrap: Bootstrap = None, topic: Topic = None, group: Group = None, store_url: StoreUrl = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Records per bulk write and commit "
+                                                   "(default 5000).", show_default=False)] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus text on "
+                                                     "http://0.0.0.0:PORT/metrics (and JSON on /metrics.json).",
+                                                     show_default=False)] = None,
+    metrics_interval: Annotated[float | None, typer.Option("--metrics-interval", help="Seconds between JSON "
+                                                           "metrics log lines on stderr (default 30).",
+                                                           show_default=False)] = None,
+    dead_letter_topic: DeadTopic = None, index_prefix: Prefix = None, max_message_bytes: MaxBytes = None,
+    invalid_utf8: InvalidUtf8 = None,
+    client_id: Annotated[str | None, typer.Option("--client-id", help="Kafka client id (shown in group "
+                                                  "descriptions).", show_default=False)] = None,
+    until_idle: Annotated[float | None, typer.Option("--until-idle", help="Exit once nothing arrived for "
+                                                     "this many seconds and all is committed (backfills, "
+                                                     "tests); default: run until SIGTERM/Ctrl-C.",
+                                                     show_default=False)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log rebalances and dead letters.")] = False,
+) -> None:
+    """Consume log records from Kafka and store them as events, with an exactly-once outcome.
+
+    Offsets are committed only after every document up to them is stored, already stored, or
+    dead-lettered; writes are create-only with ids from topic/partition/offset. When the store is
+    slow or down the worker pauses its partitions and retries with backoff. SIGTERM or Ctrl-C
+    finishes the batch, commits and leaves the group. Run several with the same --group to scale
+    out (up to one per partition). Example:
+
+        soc kafka worker -b kafka1:9092 --store-url opensearch://es1:9200 --metrics-port 9108
+    """
+    from soc.kafka.worker import IngestWorker
+
+    _logging(verbose)
+    config = _config(bootstrap=bootstrap, topic=topic, group=group, store_url=store_url, batch_size=batch_size,
+                     metrics_port=metrics_port, metrics_interval_seconds=metrics_interval,
+                     dead_letter_topic=dead_letter_topic, index_prefix=index_prefix,
+                     max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8, client_id=client_id)
+    try:
+        ingest = IngestWorker(config)
+    except Exception as error:  # noqa: BLE001  (store unreachable, bad URL: say what to check)
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("soc.kafka.worker").warning("signal %d: finishing the batch, committing, leaving the group",
+                                                      signum)
+        ingest.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    metrics = ingest.run(until_idle=until_idle)
+    typer.echo(json.dumps(metrics.snapshot()))
+
+
+@app.command()
+def relay(
+    bootstrap: Bootstrap = None, topic: Topic = None,
+    udp: Annotated[str | None, typer.Option("--udp", help="UDP listen address (default SOC_SYSLOG__UDP, "
+                                            "0.0.0.0:5514); '' disables.", show_default=False)] = None,
+    tcp: Annotated[str | None, typer.Option("--tcp", help="TCP listen address (default SOC_SYSLOG__TCP, "
+                                            "0.0.0.0:5514); '' disables.", show_default=False)] = None,
+    source: Annotated[str, typer.Option("--source", help="Source name recorded with each message.")] = "syslog",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More logging.")] = False,
+) -> None:
+    """Listen for syslog (UDP/TCP, RFC 6587 framing) and publish each message to Kafka.
+
+    The record key is the agency resolved from the sender's address (ingest/agencies.yml), the
+    value the message bytes as received; acks=all, retries, flushed before each next batch and
+    on stop (SIGTERM/Ctrl-C). Workers (`soc kafka worker`) then store them.
+    """
+    import threading
+
+    from soc.kafka.relay import SyslogRelay
+
+    _logging(verbose)
+    settings = load_settings()
+    udp_addr = settings.syslog.udp if udp is None else udp
+    tcp_addr = settings.syslog.tcp if tcp is None else tcp
+    if not udp_addr and not tcp_addr:
+        typer.echo("error: give --udp and/or --tcp", err=True)
+        raise typer.Exit(2)
+    r = SyslogRelay(bootstrap or settings.kafka.bootstrap, topic or settings.kafka.topic, udp=udp_addr or None,
+                    tcp=tcp_addr or None, source_name=source,
+                    max_frame_bytes=4 * settings.syslog.max_message_bytes)
+    try:
+        r.start()
+    except OSError as error:
+        typer.echo(f"error: {error} (ports below 1024 need root; use --udp/--tcp with a free port)", err=True)
+        raise typer.Exit(2) from error
+    for kind, address in (("UDP", r.udp_address), ("TCP", r.tcp_address)):
+        if address:
+            typer.echo(f"relaying syslog on {kind} {address[0]}:{address[1]} -> {r.topic}", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+    r.stop()
+    typer.echo(json.dumps({"sent": r.sent, "failed": r.failed, "listener": r.listener.counters.snapshot()}))
+
+
+@app.command()
+def status(
+    bootstrap: Bootstrap = None, topic: Topic = None, group: Group = None, dead_letter_topic: DeadTopic = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the consumer group's lag per partition (end offset minus committed offset) and the
+    number of dead letters. Reads from the broker; works whether workers run or not."""
+    from soc.kafka.status import group_status
+
+    settings = load_settings()
+    k = settings.kafka
+    st = group_status(bootstrap or k.bootstrap, group or k.group, [topic or k.topic],
+                      dead_letter_topic or k.dead_letter_topic)
+    if as_json:
+        typer.echo(json.dumps(st.as_dict()))
+        return
+    from rich.table import Table
+
+    from soc.ui import console
+
+    table = Table(title=f"group {st.group}: lag {st.lag:,}"
+                        + (" (fully committed)" if st.fully_committed else ""))
+    for column in ("topic", "partition", "committed", "end offset", "lag"):
+        table.add_column(column, justify="right" if column != "topic" else "left")
+    for p in st.partitions:
+        table.add_row(p.topic, str(p.partition), "-" if p.committed is None else f"{p.committed:,}",
+                      f"{p.end:,}", f"{p.lag:,}")
+    out = console()
+    out.print(table)
+    out.print(f"dead letters in {st.dead_letter_topic}: {st.dead_letters if st.dead_letters is not None else '?'}"
+              " (`soc kafka dlq list`)")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    bootstrap: Bootstrap = None, dead_letter_topic: DeadTopic = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per dead letter (raw bytes as "
+                                          "base64).")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many (0: all).")] = 100,
+) -> None:
+    """List dead letters: original coordinates, stage, reason and the start of the payload,
+    then a count per reason."""
+    import base64
+    from collections import Counter
+
+    from soc.kafka.deadletters import read_dead_letters
+
+    settings = load_settings()
+    topic = dead_letter_topic or settings.kafka.dead_letter_topic
+    reasons: Counter[str] = Counter()
+    shown = 0
+    for letter in read_dead_letters(bootstrap or settings.kafka.bootstrap, topic):
+        reasons[letter.reason.split(":", 1)[0] if letter.stage != "store" else
+                "store rejected: " + letter.reason.split(":")[1].strip()] += 1
+        if limit and shown >= limit:
+            continue
+        shown += 1
+        if as_json:
+            typer.echo(json.dumps({
+                "coordinates": str(letter.coordinates), "event_id": letter.event_id, "stage": letter.stage,
+                "reason": letter.reason, "dead_lettered": letter.dlq_time,
+                "key": letter.key.decode("utf-8", "replace") if letter.key is not None else None,
+                "value_b64": base64.b64encode(letter.value).decode() if letter.value is not None else None}))
+        else:
+            typer.echo(f"{letter.coordinates}  [{letter.stage}] {letter.reason}\n    {letter.preview()}")
+    if not as_json:
+        typer.echo(f"{sum(reasons.values())} dead letters in {topic}:")
+        for reason, n in reasons.most_common():
+            typer.echo(f"  {n:>8}  {reason}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    bootstrap: Bootstrap = None, dead_letter_topic: DeadTopic = None, store_url: StoreUrl = None,
+    index_prefix: Prefix = None, max_message_bytes: MaxBytes = None, invalid_utf8: InvalidUtf8 = None,
+) -> None:
+    """Re-ingest every dead letter after a fix (a larger --max-message-bytes, --invalid-utf8 store,
+    an agency added to ingest/agencies.yml, a corrected mapping...).
+
+    Idempotent: each record gets the event id of its original topic/partition/offset, so a second
+    replay -- or a record that was stored after all -- writes nothing new. Nothing is deleted or
+    re-published; what still fails is listed with its reason.
+    """
+    from soc.kafka.deadletters import read_dead_letters
+    from soc.kafka.replay import replay as run_replay
+
+    _logging(False)
+    settings = load_settings()
+    config = _config(bootstrap=bootstrap, store_url=store_url, index_prefix=index_prefix,
+                     max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8,
+                     dead_letter_topic=dead_letter_topic)
+    topic = dead_letter_topic or settings.kafka.dead_letter_topic
+    result = run_replay(read_dead_letters(config.bootstrap, topic), config)
+    for coordinates, reason in result.still_failing:
+        typer.echo(f"still failing {coordinates}: {reason}", err=True)
+    typer.echo(json.dumps(result.as_dict()))
+
+
+if __name__ == "__main__":
+    app()
