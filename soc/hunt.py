@@ -21,7 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from soc.catalog import default_catalog
 from soc.detect.compiler import Detection, RuleSet, compile_rules
-from soc.detect.engine import DetectionEngine, RunResult
+from soc.detect.engine import DetectionEngine, Filter, RunResult
 from soc.detect.rules import load_rules
 from soc.ingest.normalize import SourceContext
 from soc.ingest.reader import FileIngestor
@@ -46,13 +46,15 @@ class HuntResult:
     rules_run: int
     rule_errors: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    suppressed: int = 0  # alerts held back by exceptions
 
     def summary(self) -> str:
         c = self.counters
         return (f"{self.events} events from {self.files} files (parsed {c['parsed']}, partial {c['partial']}, "
                 f"failed {c['failed']}, dead-lettered {c['dead_lettered']}); {self.rules_run} of "
-                f"{self.rules_total} rules applied to these logs; {len(self.alerts)} alerts; "
-                f"ingest {self.seconds.get('ingest', 0):.1f}s, rules {self.seconds.get('detect', 0):.1f}s")
+                f"{self.rules_total} rules applied to these logs; {len(self.alerts)} alerts"
+                + (f" ({self.suppressed} more held back by exceptions)" if self.suppressed else "")
+                + f"; ingest {self.seconds.get('ingest', 0):.1f}s, rules {self.seconds.get('detect', 0):.1f}s")
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
@@ -96,7 +98,10 @@ def ingest_files(store: SQLiteStore, files: list[Path], *, fmt: str, timezone: s
 
 def run_hunt(paths: Iterable[Path], rule_dirs: list[Path], *, fmt: str = "auto", timezone: str,
              agency: str = "unknown", progress: bool = False, ruleset: RuleSet | None = None,
-             workdir: Path | None = None) -> HuntResult:
+             workdir: Path | None = None, exceptions: Filter | None = None) -> HuntResult:
+    """Ingest ``paths`` into a scratch store and run the rules over everything. ``exceptions``
+    (e.g. :func:`soc.exceptions.active_exceptions_for` the configured store) hold back the
+    alerts they cover; the result counts them."""
     files = expand(paths)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -115,9 +120,11 @@ def run_hunt(paths: Iterable[Path], rule_dirs: list[Path], *, fmt: str = "auto",
         started = time.perf_counter()
         present = set(store.count_events(group_by="event.dataset"))
         detections = [d for d in ruleset.runnable() if present.intersection(d.datasets)]
-        engine = DetectionEngine(store, ruleset, max_alerts=HUNT_MAX_ALERTS)
+        engine = DetectionEngine(store, ruleset, max_alerts=HUNT_MAX_ALERTS, suppress=exceptions)
         errors = []
+        suppressed = 0
         for result in _with_progress(engine, detections, progress):
+            suppressed += result.suppressed
             if result.error:
                 errors.append(f"{ruleset.detections[result.rule_id].info.title} ({result.rule_id}): {result.error}")
         alerts = [d.body for d in store.find("alerts", sort="first_seen", limit=10**9)]
@@ -127,7 +134,7 @@ def run_hunt(paths: Iterable[Path], rule_dirs: list[Path], *, fmt: str = "auto",
     problems += [f"{r.title} ({r.rule_id}): {'; '.join(r.errors)}" for r in ruleset.reports() if r.errors]
     return HuntResult(alerts=alerts, files=len(files), events=counters["events"], counters=counters,
                       rules_total=len(ruleset.detections), rules_run=len(detections),
-                      rule_errors=errors + problems, seconds=seconds)
+                      rule_errors=errors + problems, seconds=seconds, suppressed=suppressed)
 
 
 def _with_progress(engine: DetectionEngine, detections: list[Detection], enabled: bool) -> list[RunResult]:

@@ -28,6 +28,7 @@ from soc.detect.compiler import Detection, compile_rules
 from soc.detect.engine import DetectionEngine, RunResult
 from soc.detect.rules import load_rules
 from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
+from soc.exceptions import ActiveExceptions
 from soc.ingest.deadletter import DeadLetterFile
 from soc.ingest.pipeline import IngestPipeline
 from soc.ingest.reader import FileIngestor, file_format
@@ -97,7 +98,8 @@ class Service:
         loaded = load_rules(rule_dirs)
         self.ruleset = compile_rules(loaded, dialect=self.store.dialect)
         self.engine = DetectionEngine(self.store, self.ruleset,
-                                      max_alerts=settings.detection.max_alerts_per_run)
+                                      max_alerts=settings.detection.max_alerts_per_run,
+                                      suppress=ActiveExceptions(self.store))  # reloaded each run
         d = settings.detection
         self.runner = RuleRunner(self.engine, Timing(interval=d.interval_seconds, overlap=d.overlap_seconds,
                                                      settle=d.settle_seconds), on_alerts=self._announce)
