@@ -35,6 +35,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(devstack_app, name="devstack")
 app.add_typer(__import__("soc.kafka_cli", fromlist=["app"]).app, name="kafka")
 app.command("detect")(__import__("soc.detect_cli", fromlist=["detect"]).detect)  # soc detect: scheduler process
+rules_app.command("test")(__import__("soc.rules_test_cli", fromlist=["rules_test"]).rules_test)  # soc rules test
 
 RulesOption = Annotated[
     list[Path] | None,

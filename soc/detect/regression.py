@@ -85,12 +85,16 @@ def _tests(info: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return doc, tests
 
 
-def run_regression(detections_dir: Path, rule_dirs: list[Path] | None = None) -> list[RegressionResult]:
+def run_regression(detections_dir: Path, rule_dirs: list[Path] | None = None, *,
+                   require_coverage: bool = True) -> list[RegressionResult]:
     """Run every regression test under ``detections_dir/regression_data``.
 
     ``rule_dirs`` are the rule folders to compile (default: ``detections_dir`` itself); they are
     compiled once and reused for every sample. A malformed info.yml, a missing sample or a rule
     id that is not loaded gives a failed result naming the problem rather than an exception.
+    With ``require_coverage`` (the default), every alerting rule whose file lies under
+    ``detections_dir`` and that lacks a positive or a negative test adds a failed result
+    (see :func:`coverage_gaps`).
     """
     detections_dir = Path(detections_dir)
     ruleset = compile_rules(load_rules(rule_dirs or [detections_dir]))
@@ -98,7 +102,48 @@ def run_regression(detections_dir: Path, rule_dirs: list[Path] | None = None) ->
     results: list[RegressionResult] = []
     for info in info_files(detections_dir):
         results.extend(_run_info(info, detections_dir, ruleset, cache))
+    if require_coverage:
+        results.extend(coverage_gaps(detections_dir, ruleset))
     return results
+
+
+def tested_rules(detections_dir: Path) -> dict[str, set[str]]:
+    """Rule id -> the kinds of test it has (``positive``: match_count > 0, ``negative``: 0),
+    from every readable info.yml under ``detections_dir/regression_data``."""
+    kinds: dict[str, set[str]] = {}
+    for info in info_files(detections_dir):
+        try:
+            doc, tests = _tests(info)
+        except (ValueError, yaml.YAMLError):
+            continue
+        ids = [str(m.get("id")) for m in doc["rule_metadata"] if isinstance(m, dict)]
+        for test in tests:
+            rule_id = str(test.get("rule_id") or (ids[0] if len(ids) == 1 else ""))
+            count = test.get("match_count")
+            if rule_id and isinstance(count, int) and not isinstance(count, bool):
+                kinds.setdefault(rule_id, set()).add("positive" if count > 0 else "negative")
+    return kinds
+
+
+def coverage_gaps(detections_dir: Path, ruleset: RuleSet) -> list[RegressionResult]:
+    """A failed result for each alerting rule from a file under ``detections_dir`` that has no
+    positive test or no negative test. Rules only referenced by correlations (``generate: false``
+    or named and used by a correlation) are covered through the correlation's tests."""
+    root = Path(detections_dir).resolve()
+    kinds = tested_rules(detections_dir)
+    gaps: list[RegressionResult] = []
+    for rule_id, detection in sorted(ruleset.detections.items()):
+        path = Path(detection.info.path).resolve() if detection.info.path else None
+        if not detection.output or path is None or not path.is_relative_to(root):
+            continue
+        missing = {"positive", "negative"} - kinds.get(rule_id, set())
+        if missing:
+            gaps.append(RegressionResult(
+                rule_id, detection.info.title, "coverage", None, None, False,
+                f"no {' and no '.join(sorted(missing, reverse=True))} regression test: add samples under "
+                f"{Path(detections_dir) / 'regression_data'} (see detections/README.md)",
+                "", str(detection.info.path)))
+    return gaps
 
 
 def _run_info(info: Path, detections_dir: Path, ruleset: RuleSet,
