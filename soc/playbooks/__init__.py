@@ -9,7 +9,13 @@
 See ``docs/playbooks.md``.
 """
 
-from soc.playbooks.model import Playbook, PlaybookError, load_playbook, load_playbooks, parse_playbook
+from soc.playbooks.model import (
+           Playbook,
+           PlaybookError,
+           load_playbook,
+           load_playbooks,
+           parse_playbook,
+)
 from soc.playbooks.runner import APPROVALS, RUNS, STEPS, PlaybookRunner
 
 __all__ = ["APPROVALS", "RUNS", "STEPS", "Playbook", "PlaybookError", "PlaybookRunner", "load_playbook",

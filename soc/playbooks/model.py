@@ -77,6 +77,7 @@ class IncidentTrigger(_Strict):
     min_severity: Literal["low", "medium", "high", "critical"] | None = None
     types: list[str] = Field(default_factory=list, description="incident types (any of)")
     serious_only: bool = Field(False, description="only incidents that pass the Decision 05/2017 test")
+    once_per_incident: bool = Field(False, description="at most one run per incident, whichever event comes first")
 
 
 class ScheduleTrigger(_Strict):

@@ -188,16 +188,27 @@ class PlaybookRunner:
         self.playbooks = playbooks
         self._pool = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="soc-playbook") \
             if background else None
-        self._incidents: Any = None
+        self._incidents: dict[Any, Any] = {}
 
     # -- services for actions ----------------------------------------------------------------
     @property
     def incidents(self) -> Any:
-        if self._incidents is None:
+        """The incident service (:class:`soc.incidents.service.Incidents`) on this store."""
+        return self.incidents_for(None, None)
+
+    def incidents_for(self, group_fields: tuple[str, ...] | None, window_hours: float | None) -> Any:
+        """The incident service grouping by ``group_fields`` within ``window_hours``."""
+        key = (group_fields, window_hours)
+        if key not in self._incidents:
             from soc.incidents.service import Incidents
 
-            self._incidents = Incidents(self.store)
-        return self._incidents
+            options: dict[str, Any] = {}
+            if group_fields:
+                options["group_fields"] = group_fields
+            if window_hours:
+                options["group_window_hours"] = window_hours
+            self._incidents[key] = Incidents(self.store, **options)
+        return self._incidents[key]
 
     def close(self) -> None:
         if self._pool is not None:
@@ -321,7 +332,8 @@ class PlaybookRunner:
             spec = playbook.trigger.incident
             if not playbook.enabled or spec is None or not incident_matches(spec, incident, event, detail):
                 continue
-            key = f"incident:{incident['id']}:{event}" + (f":{detail}" if detail else "")
+            key = f"incident:{incident['id']}" if spec.once_per_incident else \
+                f"incident:{incident['id']}:{event}" + (f":{detail}" if detail else "")
             trigger = {"type": "incident", "event": event, "detail": detail, "incident": incident}
             try:
                 run_id, created = self.start(playbook, trigger, key, actor=actor, depth=depth)

@@ -37,10 +37,7 @@ def _emit(ctx: ActionContext, incident: dict[str, Any], event: str, detail: str 
 def _get(ctx: ActionContext, incident_id: str) -> Any:
     if not incident_id:
         raise ActionError("no incident id given (did the step that opens the incident run?)", retryable=False)
-    try:
-        incident = ctx.runner.incidents.get(incident_id)
-    except KeyError:
-        incident = None
+    incident = ctx.runner.incidents.get(incident_id)
     if incident is None:
         raise ActionError(f"no incident {incident_id!r}", retryable=False)
     return incident
@@ -48,18 +45,27 @@ def _get(ctx: ActionContext, incident_id: str) -> Any:
 
 @action("incident.open_or_attach")
 def open_or_attach(ctx: ActionContext, alerts: Any, title: str | None = None, severity: str | None = None,
-                   incident_type: str | None = None, affected_systems: Any = None) -> dict[str, Any]:
+                   incident_type: str | None = None, affected_systems: Any = None,
+                   group_by: Any = None, group_window_hours: float | None = None) -> dict[str, Any]:
     """Open an incident for these alerts, or attach them to the open incident that shares an
-    entity with them within the grouping window (idempotent: the same alerts never open two)."""
+    entity with them within the grouping window (idempotent: the same alerts never open two).
+
+    ``group_by`` names the entity fields that group (default: host.name, user.name,
+    source.ip); ``[source.ip]`` gives one incident per attacking address."""
     alerts = [a for a in as_list(alerts) if isinstance(a, dict)]
     if not alerts:
         raise ActionError("incident.open_or_attach: no alerts given", retryable=False)
     if ctx.dry_run:
         return {"dry_run": True, "would": f"open or attach an incident for {len(alerts)} alert(s)",
                 "id": None, "created": False, "title": title}
-    incident = ctx.runner.incidents.open_from_alerts(
+    from soc.incidents.model import AffectedSystem
+
+    systems = [s if isinstance(s, AffectedSystem) else AffectedSystem.model_validate(s)
+               for s in as_list(affected_systems) if isinstance(s, (dict, AffectedSystem))]
+    service = ctx.runner.incidents_for(tuple(str(f) for f in as_list(group_by)) or None, group_window_hours)
+    incident = service.open_from_alerts(
         alerts, actor=actor_of(ctx), title=title or None, severity=severity or None,
-        incident_type=incident_type or None, affected_systems=affected_systems or None)
+        incident_type=incident_type or None, affected_systems=systems or None)
     data = _dump(incident)
     created = data.get("created_by") == actor_of(ctx)
     if created:
