@@ -36,6 +36,8 @@ app.add_typer(devstack_app, name="devstack")
 app.add_typer(__import__("soc.kafka_cli", fromlist=["app"]).app, name="kafka")
 app.command("detect")(__import__("soc.detect_cli", fromlist=["detect"]).detect)  # soc detect: scheduler process
 rules_app.command("test")(__import__("soc.rules_test_cli", fromlist=["rules_test"]).rules_test)  # soc rules test
+app.add_typer(__import__("soc.incidents_cli", fromlist=["incidents_app"]).incidents_app, name="incidents")
+app.add_typer(__import__("soc.incidents_cli", fromlist=["exceptions_app"]).exceptions_app, name="exceptions")
 
 RulesOption = Annotated[
     list[Path] | None,
@@ -85,7 +87,8 @@ def hunt(
         _fail(f"--min-level must be one of {', '.join(LEVEL_ORDER)}")
     try:
         result = run_hunt(paths, _rule_dirs(rules), fmt=fmt, timezone=zone_name, agency=agency,
-                          progress=progress and output == "table" or progress and sys.stderr.isatty())
+                          progress=progress and output == "table" or progress and sys.stderr.isatty(),
+                          exceptions=__import__("soc.exceptions", fromlist=["x"]).active_exceptions_for(settings))
     except HuntError as error:
         _fail(str(error))
         return

@@ -479,10 +479,16 @@ def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
     from pathlib import Path
 
     from soc.store import open_store
+    from soc.store.base import StoreError
+    from soc.ui import console
 
     url = settings.resolved_store_url
     if url.startswith("sqlite:") and not Path(settings.data_dir, "soc.db").exists() and not settings.store_url:
         return None
-    exceptions = ActiveExceptions(open_store(url))
-    exceptions.prepare()
+    try:
+        exceptions = ActiveExceptions(open_store(url))
+        exceptions.prepare()
+    except (StoreError, OSError) as error:
+        console(stderr=True).print(f"[yellow]warning:[/] exceptions NOT applied: cannot read them from {url}: {error}")
+        return None
     return exceptions
