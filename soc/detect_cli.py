@@ -105,6 +105,7 @@ def detect(
     from soc.detect.engine import DetectionEngine
     from soc.detect.rules import load_rules
     from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
+    from soc.exceptions import ActiveExceptions
     from soc.store import StoreError, open_store
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
@@ -134,7 +135,8 @@ def detect(
     timing = Timing(interval=interval if interval is not None else d.interval_seconds,
                     overlap=overlap if overlap is not None else d.overlap_seconds,
                     settle=settle if settle is not None else d.settle_seconds, lease=lease)
-    engine = DetectionEngine(store, ruleset, max_alerts=d.max_alerts_per_run)
+    engine = DetectionEngine(store, ruleset, max_alerts=d.max_alerts_per_run,
+                             suppress=ActiveExceptions(store))  # exceptions in force, reloaded each run
     runner = RuleRunner(engine, timing, owner=owner, on_run=_printer(log_runs))
     workers = max_concurrent if max_concurrent is not None else d.max_concurrent_rules
     typer.echo(f"soc detect: {len(detections)} rules on {store!r} as {runner.owner} (interval {timing.interval:g} s, "
