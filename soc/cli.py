@@ -38,6 +38,7 @@ app.command("detect")(__import__("soc.detect_cli", fromlist=["detect"]).detect) 
 rules_app.command("test")(__import__("soc.rules_test_cli", fromlist=["rules_test"]).rules_test)  # soc rules test
 app.add_typer(__import__("soc.incidents_cli", fromlist=["incidents_app"]).incidents_app, name="incidents")
 app.add_typer(__import__("soc.incidents_cli", fromlist=["exceptions_app"]).exceptions_app, name="exceptions")
+app.add_typer(__import__("soc.playbook_cli", fromlist=["app"]).app, name="playbook")
 
 RulesOption = Annotated[
     list[Path] | None,

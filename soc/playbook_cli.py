@@ -1,0 +1,306 @@
+"""``soc playbook ...``: list, validate, run by hand, inspect runs, approve, resume.
+
+Mounted in :mod:`soc.cli` with one ``add_typer`` line. Times are shown in the analyst's zone
+with the zone named (:mod:`soc.ui`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from soc.ui import console, show_time, zone_note
+
+app = typer.Typer(
+    help="Playbooks: what the SOC does when alerts and incidents come in (YAML in playbooks/).\n\n"
+         "`soc playbook list` shows them, `soc playbook run ID --dry-run` tries one without side "
+         "effects, `soc playbook runs` and `soc playbook show RUN_ID` show what ran, step by step.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+FolderOption = Annotated[Path | None, typer.Option("--playbooks", "-p", help="Playbook folder or file "
+                                                   "(default: the project's playbooks/, setting playbooks.folder).")]
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "waiting": "yellow",
+                "pending": "dim", "skipped": "dim", "retrying": "yellow"}
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console(stderr=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _runner(folder: Path | None = None):  # type: ignore[no-untyped-def]
+    from soc.config import load_settings
+    from soc.playbooks.model import load_playbooks
+    from soc.playbooks.runner import PlaybookRunner
+    from soc.playbooks.settings import PlaybookSettings
+    from soc.store import open_store
+
+    settings = load_settings()
+    config = PlaybookSettings()
+    if folder is not None:
+        config.folder = folder
+    playbooks, errors = load_playbooks(config.folder)
+    store = open_store(settings.resolved_store_url)
+    runner = PlaybookRunner(store, playbooks, settings=settings, config=config)
+    runner.errors = errors
+    return runner
+
+
+def _duration(run: dict[str, Any]) -> str:
+    from soc.model import parse_iso
+
+    if not run.get("started_at"):
+        return "-"
+    end = run.get("finished_at") or run.get("updated_at")
+    if not end:
+        return "-"
+    seconds = (parse_iso(end) - parse_iso(run["started_at"])).total_seconds()
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+@app.command("list")
+def list_playbooks(folder: FolderOption = None) -> None:
+    """List the playbooks with their triggers, and the files that failed to load."""
+    from rich.table import Table
+
+    from soc.playbooks.model import load_playbooks
+    from soc.playbooks.settings import PlaybookSettings
+
+    path = folder or PlaybookSettings().folder
+    playbooks, errors = load_playbooks(path)
+    table = Table(title=f"{len(playbooks)} playbooks in {path}")
+    for column in ("id", "title", "trigger", "steps", "version"):
+        table.add_column(column, overflow="fold")
+    for playbook in sorted(playbooks.values(), key=lambda p: p.id):
+        t = playbook.trigger
+        triggers = []
+        if t.alerts:
+            triggers.append(f"alerts ({len(t.alerts.rules)} rules{', ' + t.alerts.min_level + '+' if t.alerts.min_level else ''})")
+        if t.incident:
+            triggers.append(f"incident {'/'.join(t.incident.events)}")
+        if t.schedule:
+            triggers.append(f"cron {t.schedule.cron} {t.schedule.timezone}")
+        if t.manual:
+            triggers.append("manual")
+        table.add_row(playbook.id + ("" if playbook.enabled else " (disabled)"), playbook.title,
+                      ", ".join(triggers), str(len(playbook.steps)), str(playbook.version))
+    out = console()
+    out.print(table)
+    for error in errors:
+        out.print(f"[red]invalid:[/] {error}")
+
+
+@app.command()
+def validate(paths: Annotated[list[Path] | None, typer.Argument(help="Playbook files or folders (default: playbooks/).")] = None) -> None:
+    """Check playbook files: structure, templates, actions and their arguments. Exits 1 on errors."""
+    from soc.playbooks.model import load_playbooks
+    from soc.playbooks.settings import PlaybookSettings
+
+    out = console()
+    bad = 0
+    for path in paths or [PlaybookSettings().folder]:
+        playbooks, errors = load_playbooks(path)
+        for playbook in playbooks.values():
+            out.print(f"[green]ok[/]      {playbook.path}  ({playbook.id}, {len(playbook.steps)} steps)")
+        for error in errors:
+            out.print(f"[red]invalid[/] {error}")
+        bad += len(errors)
+    if bad:
+        raise typer.Exit(1)
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, str]:
+    inputs = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            _fail(f"--input {pair!r}: use name=value")
+        inputs[name.strip()] = value
+    return inputs
+
+
+@app.command()
+def run(
+    playbook_id: Annotated[str, typer.Argument(help="Playbook id (`soc playbook list`).")],
+    inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="An input as name=value; repeat. "
+                                                     "Lists: a,b or JSON.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Actions say what they would do; nothing is "
+                                          "changed or sent.")] = False,
+    alert: Annotated[list[str] | None, typer.Option("--alert", help="Run on this recorded alert id (the "
+                                                     "trigger's alerts); repeat.")] = None,
+    incident: Annotated[str | None, typer.Option("--incident", help="Run on this incident id (trigger.incident).")] = None,
+    key: Annotated[str | None, typer.Option(help="Idempotency key: a second run with the same key does "
+                                            "nothing (default: a new key each time).")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who runs it (default: your user name).")] = None,
+    folder: FolderOption = None,
+) -> None:
+    """Run a playbook by hand and print its steps."""
+    import getpass
+    import uuid
+
+    from soc.playbooks.model import PlaybookError
+
+    runner = _runner(folder)
+    who = actor or f"user:{getpass.getuser()}"
+    trigger: dict[str, Any] = {"type": "manual", "by": who}
+    if alert:
+        alerts = []
+        for alert_id in alert:
+            doc = runner.store.get("alerts", alert_id)
+            if doc is None:
+                _fail(f"no alert {alert_id!r}; `soc alerts list --json` shows the ids")
+                return
+            alerts.append(doc.body)
+        trigger.update(alerts=alerts, alert=alerts[0], alert_ids=[a["id"] for a in alerts], group={})
+    if incident:
+        found = runner.incidents.get(incident)
+        if found is None:
+            _fail(f"no incident {incident!r}")
+            return
+        trigger.update(incident=found.model_dump(mode="json"), event="manual")
+    try:
+        run_id, created = runner.start(playbook_id, trigger, f"manual:{key or uuid.uuid4().hex}",
+                                       inputs=_parse_inputs(inputs or []), actor=who, dry_run=dry_run)
+    except PlaybookError as error:
+        _fail(str(error))
+        return
+    if not created:
+        console().print(f"a run with key {key!r} exists already: {run_id} (not run again)")
+    _show(runner, run_id, verbose=False)
+    doc = runner.store.get("playbook_runs", run_id)
+    if doc is not None and doc.body["status"] == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def runs(
+    playbook_id: Annotated[str | None, typer.Option("--playbook", help="Only runs of this playbook.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status: pending, running, waiting, "
+                                               "succeeded, failed.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Recent playbook runs: status, duration, who started them, what they wait for."""
+    from rich.table import Table
+
+    runner = _runner()
+    found = runner.runs(playbook_id=playbook_id, status=status, limit=limit)
+    if as_json:
+        for item in found:
+            print(json.dumps(item, ensure_ascii=False))
+        return
+    zone = runner.settings.zone
+    table = Table(title=f"{len(found)} playbook runs (newest first)", caption=zone_note(zone))
+    for column in ("run", "playbook", "status", "created", "duration", "actor", "trigger", "note"):
+        table.add_column(column, overflow="fold")
+    for item in found:
+        style = STATUS_STYLE.get(item["status"], "")
+        note = item.get("error") or item.get("wait_reason") or ""
+        if item.get("dry_run"):
+            note = "dry run " + note
+        table.add_row(item["id"], item["playbook_id"], f"[{style}]{item['status']}[/]",
+                      show_time(item.get("created_at"), zone), _duration(item), item.get("actor", ""),
+                      item.get("trigger_type", ""), note)
+    console().print(table)
+
+
+def _show(runner: Any, run_id: str, *, verbose: bool) -> None:
+    from rich.table import Table
+
+    doc = runner.store.get("playbook_runs", run_id)
+    if doc is None:
+        _fail(f"no playbook run {run_id!r}; `soc playbook runs` lists them")
+        return
+    body = doc.body
+    zone = runner.settings.zone
+    out = console()
+    style = STATUS_STYLE.get(body["status"], "")
+    out.print(f"[bold]{body['playbook_title']}[/] ({body['playbook_id']} v{body['playbook_version']})  run {run_id}")
+    out.print(f"status [{style}]{body['status']}[/]{'  (dry run)' if body.get('dry_run') else ''}  "
+              f"actor {body.get('actor')}  trigger {body.get('trigger_type')}  key {body.get('key')}")
+    out.print(f"created {show_time(body.get('created_at'), zone)}  started {show_time(body.get('started_at'), zone)}  "
+              f"finished {show_time(body.get('finished_at'), zone)}  duration {_duration(body)}  ({zone_note(zone)})")
+    if body.get("takeovers"):
+        out.print(f"[yellow]resumed {body['takeovers']} time(s) after its process stopped[/]")
+    if body.get("wait_reason"):
+        out.print(f"[yellow]waiting:[/] {body['wait_reason']} (until {show_time(body.get('wait_until'), zone)})"
+                  f" -- `soc playbook approve {run_id}` or `--reject`")
+    if body.get("error"):
+        out.print(f"[red]error:[/] {body['error']}")
+    table = Table(show_lines=verbose)
+    for column in ("step", "action", "status", "attempts", "started", "duration s", "output / error"):
+        table.add_column(column, overflow="fold")
+    for state in body["steps"]:
+        output = state.get("error") or ""
+        if not output and state.get("output_json"):
+            text = state["output_json"]
+            output = text if verbose or len(text) <= 160 else text[:157] + "..."
+        st = STATUS_STYLE.get(state["status"], "")
+        table.add_row(state["id"], state["action"], f"[{st}]{state['status']}[/]", str(state.get("attempts", 0)),
+                      show_time(state.get("started_at"), zone), str(state.get("duration") or ""), output)
+    out.print(table)
+    if body.get("outputs_json"):
+        out.print(f"outputs: {body['outputs_json']}")
+    if verbose:
+        out.print("[bold]record[/] (append-only, playbook_steps):")
+        for record in runner.records(run_id):
+            what = record.get("event") or f"{record.get('step_id')} #{record.get('attempt')} {record.get('phase')}"
+            extra = record.get("error") or record.get("detail_json") or ""
+            out.print(f"  {show_time(record.get('at'), zone)} {record.get('kind'):4} {what} "
+                      f"{record.get('status') or ''} {extra}")
+
+
+@app.command()
+def show(run_id: Annotated[str, typer.Argument(help="Run id (`soc playbook runs`).")],
+         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Full outputs and the append-only "
+                                               "record of every attempt.")] = False) -> None:
+    """One run: every step with its timing, output or error (times in the analyst's zone)."""
+    _show(_runner(), run_id, verbose=verbose)
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The waiting run (`soc playbook runs --status waiting`).")],
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approve.")] = False,
+    comment: Annotated[str, typer.Option(help="Why (kept in the record).")] = "",
+    by: Annotated[str | None, typer.Option(help="Who decides (default: your user name).")] = None,
+) -> None:
+    """Approve (or reject) what a waiting run asks for; the run then continues."""
+    import getpass
+
+    from soc.playbooks.model import PlaybookError
+
+    runner = _runner()
+    try:
+        runner.approve(run_id, approved=not reject, by=by or f"user:{getpass.getuser()}", comment=comment)
+    except PlaybookError as error:
+        _fail(str(error))
+        return
+    _show(runner, run_id, verbose=False)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str | None, typer.Argument(help="A run to continue; without it, every run whose "
+                                                 "process stopped and every waiting run that is due.")] = None,
+) -> None:
+    """Continue runs left by a stopped process (from their unfinished step), or a waiting run."""
+    from soc.playbooks.model import PlaybookError
+
+    runner = _runner()
+    if run_id:
+        try:
+            runner.resume(run_id)
+        except PlaybookError as error:
+            _fail(str(error))
+            return
+        _show(runner, run_id, verbose=False)
+        return
+    handled = runner.recover()
+    console().print(f"{len(handled)} run(s) resumed" + (": " + ", ".join(handled) if handled else
+                                                          " (none had a stopped owner or a due wait)"))
