@@ -39,6 +39,7 @@ rules_app.command("test")(__import__("soc.rules_test_cli", fromlist=["rules_test
 app.add_typer(__import__("soc.incidents_cli", fromlist=["incidents_app"]).incidents_app, name="incidents")
 app.add_typer(__import__("soc.incidents_cli", fromlist=["exceptions_app"]).exceptions_app, name="exceptions")
 app.add_typer(__import__("soc.playbook_cli", fromlist=["app"]).app, name="playbook")
+app.add_typer(__import__("soc.report_cli", fromlist=["report_app"]).report_app, name="report")
 
 RulesOption = Annotated[
     list[Path] | None,
