@@ -77,11 +77,19 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+_INTERNAL = [ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10",
+    "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "::/128")]
+
+
 def _public(ip: str) -> bool:
+    """Routable on the Internet: not RFC 1918, loopback, link-local, CGNAT or multicast
+    (documentation ranges count as public, so examples behave like real addresses)."""
     try:
-        return ipaddress.ip_address(ip).is_global
+        address = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    return not any(address.version == n.version and address in n for n in _INTERNAL)
 
 
 def _iocs(alerts: list[dict[str, Any]], tz: str) -> list[dict[str, Any]]:
