@@ -1,4 +1,4 @@
-"""pySigma's Lucene backend, adapted to our Elasticsearch/OpenSearch index template.
+r"""pySigma's Lucene backend, adapted to our Elasticsearch/OpenSearch index template.
 
 The same processing pipelines as for SQLite map Sigma fields onto ECS fields; then:
 

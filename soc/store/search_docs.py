@@ -25,6 +25,7 @@ interval (1 s by default).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from soc.store.search_base import SearchStore
 
 TERM_BITS = 40
+_GET_RETRIES = 8  # about 2 s of waiting for a new index's shard to start
 _SEQ_MASK = (1 << TERM_BITS) - 1
 
 
@@ -101,13 +103,20 @@ class DocumentCollections:
         return True
 
     def get(self: SearchStore, collection: str, id: str) -> Doc | None:
-        try:
-            resp = self._call("GET", f"/{self._doc_index(collection)}/_doc/{quote(id, safe='')}",
-                              what=f"reading {collection}/{id}")
-        except HTTPError as error:
-            if error.status == 404:
-                return None
-            raise StoreError(f"{collection}/{id}: read failed: {error.reason}") from error
+        path = f"/{self._doc_index(collection)}/_doc/{quote(id, safe='')}"
+        for attempt in range(_GET_RETRIES + 1):
+            try:
+                resp = self._call("GET", path, what=f"reading {collection}/{id}")
+                break
+            except HTTPError as error:
+                if error.status == 404:
+                    return None
+                # a collection index another process has just created answers 503 until its
+                # shard is started (writes wait for it; a realtime GET does not): wait a little
+                if error.status == 503 and attempt < _GET_RETRIES:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise StoreError(f"{collection}/{id}: read failed: {error.reason}") from error
         return doc_from_hit(resp, id) if resp.get("found") else None
 
     def put(self: SearchStore, collection: str, id: str, body: dict[str, Any],
