@@ -350,7 +350,8 @@ class Exceptions:
     def _audit(self, action: str, actor: str, exception: DetectionException,
                before: DetectionException | None, *, entry_id: str | None = None, note: str = "") -> None:
         at = self._now()
-        body = {"at": at, "actor": actor, "action": action, "exception_id": exception.id, "note": note,
+        body = {"at": at, "seq": time.time_ns() // 1000,  # write order, also under a test clock
+                "actor": actor, "action": action, "exception_id": exception.id, "note": note,
                 "before": before.model_dump(mode="json") if before else None,
                 "after": exception.model_dump(mode="json")}
         self.store.create(AUDIT, entry_id or f"{exception.id}-{at}-{uuid.uuid4().hex[:8]}", body)
@@ -384,7 +385,7 @@ class Exceptions:
 
     def audit(self, exception_id: str | None = None) -> list[dict[str, Any]]:
         where = {"exception_id": exception_id} if exception_id else None
-        return [d.body for d in self.store.find(AUDIT, where, sort="at", limit=100_000)]
+        return [d.body for d in self.store.find(AUDIT, where, sort="seq", limit=100_000)]
 
     def _change(self, exception_id: str, action: str, actor: str,
                 apply: Callable[[DetectionException, str], DetectionException | None], note: str = "",

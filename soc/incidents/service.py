@@ -534,19 +534,21 @@ class Incidents:
         with self._lease():
             docs = self._alert_docs(alerts, create_missing=True)
             free: list[Doc] = []
+            stale: list[Doc] = []  # linked to an incident since merged into the target
             target: Incident | None = None
             for doc in docs:
                 linked = doc.body.get("incident_id")
                 owner = self._resolve(linked) if linked else None
                 if owner is None:
                     free.append(doc)
-                elif target is None:
-                    target = owner
-                elif owner.id != target.id:
-                    pass  # already in another incident: left where an analyst or a playbook put it
+                    continue
+                target = target or owner
+                if owner.id == target.id and (linked != owner.id or doc.id not in owner.alert_ids):
+                    stale.append(doc)
+                # an alert in another incident stays where an analyst or a playbook put it
             if target is not None:
-                if free or systems:
-                    return self._attach_docs(target.id, free, actor=actor, affected_systems=systems)
+                if free or stale or systems:
+                    return self._attach_docs(target.id, free + stale, actor=actor, affected_systems=systems)
                 return target
             group = self._group_candidate(free)
             if group is not None:
