@@ -175,31 +175,38 @@ def _scheduler(url: str, prefix: str, owner: str, lease: float, workers: int = 2
 
 
 class RunLog:
-    """Collects the JSON lines a scheduler process prints, in a thread."""
+    """Collects what a scheduler process prints (JSON run lines on stdout, log on stderr)."""
 
     def __init__(self, proc: subprocess.Popen[str]):
         self.proc = proc
         self.runs: list[dict[str, Any]] = []
-        self.stderr = ""
-        self._out = threading.Thread(target=self._read, daemon=True)
-        self._out.start()
+        self.errors: list[str] = []
+        self._threads = [threading.Thread(target=self._read_out, daemon=True),
+                         threading.Thread(target=self._read_err, daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
-    def _read(self) -> None:
+    def _read_out(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("{"):
                 self.runs.append(json.loads(line))
 
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.errors.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.errors[-40:])
+
     def finish(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        try:
-            _, self.stderr = self.proc.communicate(timeout=60)
-        except ValueError:  # stdout is being read by the thread
-            self.proc.wait(timeout=60)
-            assert self.proc.stderr is not None
-            self.stderr = self.proc.stderr.read()
-        self._out.join(timeout=10)
+        self.proc.wait(timeout=60)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
 
 def _wait_for_watermarks(store: Store, rule_ids: list[str], past: float, timeout: float,
@@ -210,8 +217,7 @@ def _wait_for_watermarks(store: Store, rule_ids: list[str], past: float, timeout
         if all((s.get("watermark") or 0) > past and not s.get("lease_owner") for s in states.values()):
             return states
         if time.time() > deadline:
-            tails = "\n".join(log.proc.stderr.read() if log.proc.poll() is not None and log.proc.stderr
-                              else "(running)" for log in logs)
+            tails = "\n".join(log.stderr for log in logs)
             pytest.fail(f"watermarks did not pass {past}: {states}\n{tails}")
         time.sleep(0.3)
 
@@ -246,6 +252,7 @@ def test_two_scheduler_processes_give_the_alerts_of_one_without_duplicates(
         _wait_for_watermarks(store, rule_ids, last_ingest + 1, 300, logs)
         for log in logs:
             log.finish()
+            assert log.proc.returncode == 0, log.stderr  # SIGTERM: runs finished, leases released
         runs = [r for log in logs for r in log.runs]
         owners = {r["owner"] for r in runs}
         assert owners == {"sched-a", "sched-b"}, f"both processes should have run rules: {owners}"
