@@ -58,12 +58,17 @@ log = logging.getLogger(__name__)
 RUNS = "playbook_runs"
 STEPS = "playbook_steps"
 APPROVALS = "playbook_approvals"
+CLAIMS = "playbook_alerts"  # which alerts a playbook with group_by has batched (create-only)
 TERMINAL = ("succeeded", "failed")
 STEP_DONE = ("succeeded", "skipped", "failed")
 
 
 class LeaseLost(Exception):  # noqa: N818
     """Another process took the run over (our lease expired); this process stops working on it."""
+
+
+def _claim_id(playbook_id: str, alert_id: str) -> str:
+    return hashlib.sha256(f"{playbook_id}\x00{alert_id}".encode()).hexdigest()[:32]
 
 
 def run_id_for(playbook_id: str, key: str) -> str:
@@ -296,6 +301,8 @@ class PlaybookRunner:
             if not playbook.enabled or spec is None:
                 continue
             matching = [a for a in alerts if alert_matches(spec, a)]
+            if spec.group_by:  # an alert already in a batch of this playbook is not batched again
+                matching = [a for a in matching if self.store.get(CLAIMS, _claim_id(playbook.id, a["id"])) is None]
             if not matching:
                 continue
             if spec.group_by:
@@ -312,7 +319,15 @@ class PlaybookRunner:
                 trigger = {"type": "alerts", "alerts": batch, "alert": batch[0], "group": group,
                            "alert_ids": ids}
                 try:
-                    run_id, created = self.start(playbook, trigger, key, actor="system:detection")
+                    run_id, created = self.start(playbook, trigger, key, actor="system:detection",
+                                                 execute=False)
+                    if spec.group_by:  # after the run exists: a crash in between re-batches, never loses
+                        for alert_id in ids:
+                            self.store.create(CLAIMS, _claim_id(playbook.id, alert_id),
+                                              {"playbook_id": playbook.id, "alert_id": alert_id, "run_id": run_id,
+                                               "at": iso(now_utc())})
+                    if created:
+                        self._dispatch(run_id)
                 except Exception as error:  # one broken playbook never stops the others
                     log.error("playbook %s: could not start for alerts %s: %s", playbook.id, ids[:3], error)
                     continue
