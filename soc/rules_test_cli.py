@@ -50,9 +50,9 @@ def rules_test(
 ) -> None:
     """Run every rule's regression samples (positive and negative) and print a table.
 
-    Each test ingests one sample file the way `soc hunt` does, runs the rules and compares the
-    number of alerts of the tested rule with the match_count in its info.yml. Layout and how to
-    add samples: detections/README.md. Exits 1 when a test fails or a rule has no samples.
+    Each test ingests one sample file the way `soc hunt` does, runs the rules and compares the number of alerts of the tested rule with the match_count in its info.yml.
+
+    Layout and how to add samples: detections/README.md. Exits 1 when a test fails or an alerting rule has no positive or no negative sample.
     """
     console = _console()
     folder = detections or content_dir("detections")

@@ -15,7 +15,8 @@ number of alerts of that rule the sample must produce (``match_count``).
 Each sample goes through the same path as ``soc hunt``: :func:`soc.hunt.run_hunt` (ingest into a
 scratch store, run every rule that applies), with one rule set compiled once for all samples.
 Alerts of other rules in a sample are ignored: a near-miss for one rule may well be a hit for
-another.
+another. Coverage: every alerting rule of a file under the detections folder needs a test with
+``match_count`` > 0 and one with 0 (:func:`coverage_gaps`); ``soc rules test`` is the command.
 """
 
 from __future__ import annotations
