@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from soc.config import load_settings
@@ -142,7 +143,7 @@ def incidents_list(
         late = incident.overdue(now)
         table.add_row(incident.id, incident.status,
                       f"[{LEVEL_STYLE.get(incident.severity, '')}]{incident.severity}[/]",
-                      incident.incident_type, incident.title, incident.agency or "-", str(len(incident.alert_ids)),
+                      incident.incident_type, escape(incident.title), incident.agency or "-", str(len(incident.alert_ids)),
                       incident.assignee or "-", show_time(incident.discovered_at, settings.zone),
                       _due(incident.notify_due, "initial" in late, settings.zone),
                       _due(incident.closing_due, "closing" in late, settings.zone),
@@ -172,7 +173,7 @@ def incidents_show(
         return
     zone = settings.zone
     out = console()
-    out.print(f"[bold]{incident.title}[/]  ({incident.id})  {zone_note(zone)}")
+    out.print(f"[bold]{escape(incident.title)}[/]  ({incident.id})  {zone_note(zone)}")
     if incident.merged_into:
         out.print(f"[yellow]merged into {incident.merged_into}[/]")
     out.print(f"status: {incident.status}   severity: [{LEVEL_STYLE.get(incident.severity, '')}]"
@@ -191,9 +192,9 @@ def incidents_show(
         out.print(f"response ended: {show_time(incident.response_ended_at, zone)}"
                   + (f"   closed: {show_time(incident.closed_at, zone)}" if incident.closed_at else ""))
     if incident.summary:
-        out.print(f"summary: {incident.summary}")
+        out.print(f"summary: {escape(incident.summary)}")
     if incident.outcome:
-        out.print(f"outcome: {incident.outcome}")
+        out.print(f"outcome: {escape(incident.outcome)}")
     for system in incident.affected_systems:
         out.print(f"affected system: {system.name}  level {system.level or '?'}"
                   + (" national-critical" if system.national_critical else "")
@@ -215,14 +216,32 @@ def incidents_show(
     if len(incident.alert_ids) > alerts:
         out.print(f"  ... {len(incident.alert_ids) - alerts} more (--alerts N)")
     for note in incident.notes:
-        out.print(f"[bold]note[/] {show_time(note.at, zone)} {note.author}: {note.text}")
+        out.print(f"[bold]note[/] {show_time(note.at, zone)} {note.author}: {escape(note.text)}")
     for report in incident.reports:
         out.print(f"[bold]report[/] {report.kind} {report.report_no} built {show_time(report.built_at, zone)}, "
                   f"delivered {show_time(report.delivered_at, zone)}")
     out.print("[bold]history[/]:")
     for entry in incident.history:
-        detail = ", ".join(f"{k}={v}" for k, v in entry.detail.items() if k != "alert_ids" and v not in ("", None))
-        out.print(f"  {show_time(entry.at, zone)}  {entry.actor}  {entry.action}  {detail}")
+        out.print(f"  {show_time(entry.at, zone)}  {entry.actor}  {entry.action}  {escape(_detail_text(entry))}")
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v.get("name", v)) if isinstance(v, dict) else str(v) for v in value) + "]"
+    return "-" if value in (None, "") else str(value)
+
+
+def _detail_text(entry: Any) -> str:
+    """One line per history entry: ``severity: medium -> high``, ``count=3``, ``from=new``..."""
+    parts = []
+    for key, value in entry.detail.items():
+        if key == "alert_ids" or value in ("", None):
+            continue
+        if isinstance(value, dict) and set(value) == {"from", "to"}:
+            parts.append(f"{key}: {_compact(value['from'])} -> {_compact(value['to'])}")
+        else:
+            parts.append(f"{key}={_compact(value)}")
+    return ", ".join(parts)
 
 
 @incidents_app.command("open")
@@ -432,7 +451,7 @@ def _exception_row(exception: Any, now: datetime, zone: Any) -> list[str]:
     style = {"active": "green", "expired": "yellow", "disabled": "dim"}[status]
     return [exception.id, f"[{style}]{status}[/]", exception.scope.describe(),
             " and ".join(c.describe() for c in exception.conditions) or "(every alert of the rule)",
-            exception.owner, exception.reason, show_time(exception.expires_at, zone) if exception.expires_at else "never",
+            escape(exception.owner), escape(exception.reason), show_time(exception.expires_at, zone) if exception.expires_at else "never",
             show_time(exception.created_at, zone)]
 
 
@@ -547,7 +566,7 @@ def exceptions_show(
     out = console()
     row = _exception_row(exception, now, zone)
     out.print(f"[bold]{exception.id}[/] {row[1]}   {zone_note(zone)}")
-    out.print(f"scope: {row[2]}\ncondition: {row[3]}\nowner: {exception.owner}\nreason: {exception.reason}")
+    out.print(escape(f"scope: {row[2]}\ncondition: {row[3]}\nowner: {exception.owner}\nreason: {exception.reason}"))
     out.print(f"created {show_time(exception.created_at, zone)} by {exception.created_by}; expires {row[6]}")
     if exception.disabled_at:
         out.print(f"disabled {show_time(exception.disabled_at, zone)} by {exception.disabled_by}")
