@@ -43,6 +43,8 @@ from soc.ingest.sources.inbox import Inbox
 from soc.ingest.sources.syslog import SyslogListener
 from soc.ingest.sources.tail import FileTail
 from soc.model import Event
+from soc.playbooks.schedule import attach as attach_playbooks
+from soc.playbooks.schedule import service_runner as playbook_runner
 from soc.store import open_store
 from soc.store.base import Store
 from soc.ui import LEVEL_STYLE, console, show_time, zone_note
@@ -105,6 +107,7 @@ class Service:
                                                      settle=d.settle_seconds), on_alerts=self._announce)
         self.detections: list[Detection] = self.ruleset.runnable()
         self.scheduler = DetectionScheduler(self.runner, self.detections, max_workers=d.max_concurrent_rules)
+        self.playbooks = playbook_runner(self.store, settings)
 
     # -- ingest ------------------------------------------------------------------------------
     def _pipeline(self, source: SourceDefinition) -> IngestPipeline:
@@ -187,6 +190,7 @@ class Service:
             self.out(f"[{LEVEL_STYLE.get(level, '')}]ALERT {level}[/] {show_time(alert['first_seen'], zone)} "
                      f"{alert['rule']['title']} | agency {alert.get('agency')} | {who} | "
                      f"{alert['event_count']} events | rule by {alert['rule']['author']}")
+        self.playbooks.on_alerts(result.created)  # recording done; now the playbooks react
 
     def status_line(self) -> str:
         counts: Counter[str] = Counter()
@@ -253,12 +257,14 @@ def run_service(settings: Settings, rule_dirs: list[Path], *, once: bool = False
         for thread in service.threads:
             thread.join()
         results = service.run_rules_once()
+        service.playbooks.close()  # wait for the playbook runs the alerts started
         service.stop()
         service.out(service.status_line())
         return {"results": results, "counts": dict(service.sink.counts)}
     service.start(follow=True)
     service.scheduler.start()
     service.scheduler.scheduler.add_job(service.purge, "interval", hours=6, id="retention")
+    attach_playbooks(service.playbooks, service.scheduler.scheduler)  # scheduled playbooks, recovery sweep
     service.out("running; Ctrl-C to stop")
     stop = threading.Event()
 
@@ -276,6 +282,7 @@ def run_service(settings: Settings, rule_dirs: list[Path], *, once: bool = False
     service.out("stopping: storing pending batches...")
     service.stop()
     service.scheduler.stop()
+    service.playbooks.close()
     service.out(service.status_line())
     service.store.close()
     return {"counts": dict(service.sink.counts)}

@@ -62,3 +62,19 @@ def attach(runner: PlaybookRunner, scheduler: Any) -> list[str]:
                       next_run_time=datetime.now(UTC))
     jobs.append("playbook-sweep")
     return jobs
+
+
+def service_runner(store: Any, settings: Any) -> PlaybookRunner:
+    """The runner of the embedded service: the configured playbook folder, runs executed on a
+    small thread pool (``playbooks.workers``) so a slow webhook never holds up detection.
+    Invalid playbook files are logged and skipped; the others run."""
+    from soc.playbooks.model import load_playbooks
+    from soc.playbooks.settings import PlaybookSettings
+
+    config = PlaybookSettings()
+    playbooks, errors = load_playbooks(config.folder)
+    for error in errors:
+        log.error("playbook not loaded: %s", error)
+    runner = PlaybookRunner(store, playbooks, settings=settings, config=config, background=True)
+    runner.errors = errors
+    return runner
