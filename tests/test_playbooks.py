@@ -495,3 +495,43 @@ def test_records_are_in_the_store_collection(tmp_path: Path, store: Store) -> No
     assert start["actor"] == "user:an" and json.loads(start["args_json"]) == {"x": 1}
     assert json.loads(end["output_json"]) == {"x": 1} and end["duration"] is not None
     assert all(r["run_id"] == run_id for r in records)
+
+
+# -- the embedded service: schedule, sweep, catch-up -----------------------------------------------
+def test_schedule_attach_and_one_run_per_fire_time(tmp_path: Path, store: Store) -> None:
+    from datetime import UTC, datetime
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from soc.playbooks.schedule import attach
+
+    playbooks = make(tmp_path, [{"id": "nightly", "title": "N",
+                                 "trigger": {"schedule": {"cron": "30 1 * * *", "timezone": "Asia/Ho_Chi_Minh"}},
+                                 "steps": [{"id": "a", "action": "core.echo", "args": {"at": "{{ trigger.fired_at }}"}}]}])
+    runner = runner_for(store, playbooks, tmp_path)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    jobs = attach(runner, scheduler)
+    assert jobs == ["playbook:nightly", "playbook-sweep"]
+    job = scheduler.get_job("playbook:nightly")
+    fire = job.trigger.get_next_fire_time(None, datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
+    assert fire.astimezone(UTC) == datetime(2026, 12, 1, 18, 30, tzinfo=UTC)  # 01:30 +07 next day
+    assert scheduler.get_job("playbook-catch-up") is not None
+    moment = datetime(2026, 12, 1, 18, 30, 0, 120_000, tzinfo=UTC)
+    first = runner.on_schedule("nightly", moment)
+    assert first[1] and runner.on_schedule("nightly", moment.replace(second=5)) == (first[0], False)
+    assert output(run_doc(store, first[0]), "a") == {"at": "2026-12-01T18:30:00.000Z"}
+
+
+def test_catch_up_offers_recent_alerts_once(tmp_path: Path, store: Store) -> None:
+    from soc.model import iso, now_utc
+
+    playbooks = make(tmp_path, [{"id": "on-alert", "title": "O", "trigger": {"alerts": {"rules": ["rule-a"]}},
+                                 "steps": [{"id": "a", "action": "core.echo"}]}])
+    runner = runner_for(store, playbooks, tmp_path)
+    recent = dict(ALERT, id="recent", detected_at=iso(now_utc()))
+    old = dict(ALERT, id="old", detected_at="2020-01-01T00:00:00.000Z")
+    for alert in (recent, old):  # recorded, then the process died before handing them over
+        store.create("alerts", alert["id"], alert)
+    started = runner.catch_up(3600)
+    assert len(started) == 1 and runner.catch_up(3600) == []
+    assert json.loads(run_doc(store, started[0])["trigger_json"])["alert"]["id"] == "recent"

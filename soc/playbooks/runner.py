@@ -675,6 +675,17 @@ class PlaybookRunner:
                 self._dispatch(doc.id)
         return handled
 
+    def catch_up(self, since_seconds: float = 3600.0) -> list[str]:
+        """Hand the alerts detected in the last ``since_seconds`` to :meth:`on_alerts` again.
+
+        Detection records an alert and only then hands it over; a process that dies in between
+        leaves an alert no playbook saw. :meth:`on_alerts` is idempotent (run keys, batch
+        claims), so re-offering recent alerts at start-up starts only what is missing."""
+        start = iso(datetime.fromtimestamp(self.clock() - since_seconds, UTC))
+        docs = self.store.find("alerts", None, time_field="detected_at", start=start, sort="detected_at",
+                               limit=100_000)
+        return self.on_alerts([d.body for d in docs])
+
     # -- record --------------------------------------------------------------------------------
     def _record(self, record_id: str, body: dict[str, Any]) -> None:
         body = dict(body, id=record_id, at=body.get("at") or iso(now_utc()), owner=self.owner,

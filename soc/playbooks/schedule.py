@@ -5,7 +5,9 @@
 * one cron job per playbook with a ``schedule`` trigger (in the trigger's zone); each fire
   starts the run keyed by its fire time, so N service processes start it once;
 * the recovery sweep every ``sweep_seconds``: runs whose owner died or whose lease expired
-  are taken over, waiting runs whose wait is over are continued (also once at start-up).
+  are taken over, waiting runs whose wait is over are continued (also once at start-up);
+* a catch-up at start-up: alerts detected in the last ``catch_up_seconds`` are offered to
+  the playbooks again (idempotent), so an alert recorded just before a crash is not missed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ def _sweep(runner: PlaybookRunner) -> None:
         log.exception("playbook recovery sweep failed")
 
 
+def _catch_up(runner: PlaybookRunner) -> None:
+    try:
+        started = runner.catch_up(runner.config.catch_up_seconds)
+        if started:
+            log.warning("playbooks: %d run(s) started for alerts recorded before a restart", len(started))
+    except Exception:
+        log.exception("playbook catch-up failed")
+
+
 def attach(runner: PlaybookRunner, scheduler: Any) -> list[str]:
     """Register the scheduled playbooks and the sweep on ``scheduler``; returns the job ids."""
     jobs = []
@@ -57,6 +68,8 @@ def attach(runner: PlaybookRunner, scheduler: Any) -> list[str]:
                           name=f"playbook {playbook.title}", replace_existing=True, coalesce=True,
                           misfire_grace_time=3600)
         jobs.append(job_id)
+    scheduler.add_job(_catch_up, args=[runner], id="playbook-catch-up", name="playbook alert catch-up",
+                      replace_existing=True)  # once, at start-up
     scheduler.add_job(_sweep, "interval", args=[runner], seconds=runner.config.sweep_seconds,
                       id="playbook-sweep", name="playbook recovery sweep", replace_existing=True,
                       next_run_time=datetime.now(UTC))

@@ -42,6 +42,8 @@ class PlaybookSettings(BaseSettings):
     max_steps_per_run: int = Field(200, ge=1)
     workers: int = Field(2, ge=1, description="runs executed at the same time by `soc run`")
     sweep_seconds: float = Field(30.0, gt=0, description="how often `soc run` looks for stale or due runs")
+    catch_up_seconds: float = Field(3600.0, ge=0, description="at start-up, alerts this recent are offered "
+                                    "to the playbooks again (idempotent)")
     webhook_timeout: float = 15.0
     webhook_headers: dict[str, str] = Field(default_factory=dict, description="added to every webhook call")
     smtp: SmtpSettings = SmtpSettings()
