@@ -86,7 +86,7 @@ def test_every_missing_required_field_is_named_in_one_error(tmp_path: Path, stor
     for text in ("Mẫu 03", "Tên tổ chức/cá nhân báo cáo sự cố / Reporting organisation",
                  "Mô tả sơ bộ về sự cố / Incident summary", "Đã gửi thông báo sự cố cho / Already notified",
                  "reporting.reporter.name", "SOC_REPORTING__REPORTER__NAME",
-                 f"`soc incidents update {inc.id}` field `summary`", "--set notified=",
+                 f"`soc incidents update {inc.id}` --summary TEXT", "--set notified=",
                  "Tên đơn vị vận hành hệ thống thông tin / System operator"):
         assert text in message, text
     assert list(store.iter_all(SNAPSHOTS)) == [], "nothing is stored for a report that cannot be built"

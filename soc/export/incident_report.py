@@ -178,11 +178,11 @@ def build_incident_report(snapshot: dict[str, Any]) -> IncidentReport:
         contact["position"] = con.get("position")
     operator = ov.get("system_operator") or (system.operator if system else None) or agency_name
     need(operator, "system.operator", "Tên đơn vị vận hành hệ thống thông tin", "System operator",
-         f"{upd} (affected system `operator`), or the agency name in ingest/agencies.yml, "
-         "or --set system_operator=...")
+         f"{upd} --systems-file FILE (affected system `operator`), or the agency's name in "
+         "ingest/agencies.yml, or --set system_operator=...")
     summary = ov.get("summary") or incident.summary
     need(summary, "summary", "Tên/Mô tả sơ bộ về sự cố" if closing else "Mô tả sơ bộ về sự cố",
-         "Incident summary", f"{upd} field `summary` (or --set summary=...)")
+         "Incident summary", f"{upd} --summary TEXT (or --set summary=...)")
     status = ov.get("status") or ("handled" if incident.status in ("resolved", "closed") else "not_handled")
     detection = ov.get("detection_method") or _detection(alerts)
     notified = ov.get("notified") or ident.get("default_notified") or []
@@ -200,7 +200,7 @@ def build_incident_report(snapshot: dict[str, Any]) -> IncidentReport:
              f"build the initial report first (`soc report build --incident {incident.id} --kind initial`) "
              "or --set initial_ref=NUMBER@dd/mm/yyyy")
         need(outcome, "outcome", "Kết quả xử lý sự cố", "Outcome of the response",
-             f"{upd} field `outcome` (or --set outcome=...)")
+             f"{upd} --outcome TEXT (or --set outcome=...)")
     sig = ident.get("signatory", {})
     for k, vi, en in (("name", "Người đại diện theo pháp luật: Họ và tên", "Signatory: name"),
                       ("title", "Người đại diện theo pháp luật: Chức vụ", "Signatory: title")):

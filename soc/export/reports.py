@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from soc.export.profiles import Profile, get_profile
 from soc.export.render import build_document, render_files
 from soc.export.sign import load_signer, sign_file
 from soc.export.summary import capture_summary
-from soc.model import iso, parse_iso
-from soc.store.base import Conflict, Store
+from soc.model import parse_iso
+from soc.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -150,37 +150,15 @@ class Reports:
 
     # -- the incident's record of its reports ---------------------------------------------------
     def _record_on_incident(self, incident_id: str, record: dict[str, Any]) -> None:
-        """Add or update a ReportRecord on the incident (compare-and-set on the document)."""
+        """Add or replace (same kind and number) the ReportRecord on the incident, through the
+        incidents service (compare-and-set, history entry ``report``)."""
         from soc.incidents.model import ReportRecord
+        from soc.incidents.service import IncidentNotFound, Incidents
 
-        rec = ReportRecord.model_validate(record)
-        try:  # the incidents service, when present, keeps history and CAS in one place
-            from soc.incidents.service import Incidents  # type: ignore[import-not-found]
-
-            service = Incidents(self.store)  # type: ignore[call-arg]
-            existing = [r for r in (service.get(incident_id).reports or []) if r.report_no == rec.report_no]
-            if not existing:
-                service.record_report(incident_id, rec, actor="soc-export")
-                return
-        except Exception as error:  # not there yet, or another shape: fall back to the document
-            log.debug("incidents service unavailable (%s); updating the incident document", error)
-        for _ in range(10):
-            doc = self.store.get(snapshots.INCIDENTS, incident_id)
-            if doc is None:
-                return
-            body = dict(doc.body)
-            reports = [r for r in body.get("reports", []) if r.get("report_no") != rec.report_no]
-            old = next((r for r in body.get("reports", []) if r.get("report_no") == rec.report_no), {})
-            merged = {**old, **{k: v for k, v in rec.model_dump().items() if v is not None}}
-            body["reports"] = [*reports, merged]
-            body.setdefault("history", []).append({"at": iso(datetime.now(UTC)), "actor": "soc-export",
-                                                   "action": "report",
-                                                   "detail": {k: v for k, v in merged.items() if k != "path"}})
-            try:
-                self.store.put(snapshots.INCIDENTS, incident_id, body, expected_version=doc.version)
-                return
-            except Conflict:
-                continue
+        try:
+            Incidents(self.store).record_report(incident_id, ReportRecord.model_validate(record), actor="soc-export")
+        except IncidentNotFound:
+            log.warning("incident %s is gone; report %s not recorded on it", incident_id, record["report_no"])
 
     def mark_delivered(self, report_no: str, at: str) -> None:
         snap = self.store.get(snapshots.SNAPSHOTS, report_no)
