@@ -265,6 +265,8 @@ def run_service(settings: Settings, rule_dirs: list[Path], *, once: bool = False
     service.scheduler.start()
     service.scheduler.scheduler.add_job(service.purge, "interval", hours=6, id="retention")
     attach_playbooks(service.playbooks, service.scheduler.scheduler)  # scheduled playbooks, recovery sweep
+    __import__("soc.export.schedule", fromlist=["register_report_jobs"]).register_report_jobs(
+        service.scheduler.scheduler, service.store, settings)  # periodic national summaries, report outbox
     service.out("running; Ctrl-C to stop")
     stop = threading.Event()
 
