@@ -236,3 +236,20 @@ def test_bad_exceptions_are_refused_with_a_reason(openssh: SQLiteStore) -> None:
     assert parse_where("user.name=svc_*") == {"field": "user.name", "op": "wildcard", "value": "svc_*"}
     assert parse_where("source.ip cidr 10.0.0.0/8, 192.168.0.0/16")["value"] == ["10.0.0.0/8", "192.168.0.0/16"]
     assert not list(openssh.iter_all(AUDIT))  # nothing refused was recorded
+
+
+def test_conditions_on_fields_the_rule_does_not_fetch(openssh: SQLiteStore, authlog: SQLiteStore,
+                                                      ruleset: RuleSet) -> None:
+    """A condition may name any event field: the event is read when the match lacks it."""
+    Exceptions(authlog).add(scope={"kind": "rule", "value": NEW_ACCOUNT},
+                            conditions=[parse_where("message=*name=elastic_user_3,*")],
+                            owner="soc", reason="test account", actor="lead")
+    single = DetectionEngine(authlog, ruleset, suppress=ActiveExceptions(authlog)).run(
+        ruleset.detections[NEW_ACCOUNT], EVERYTHING)
+    assert (single.matches, single.suppressed) == (10, 1)
+    Exceptions(openssh).add(scope={"kind": "rule", "value": BRUTE_FORCE},
+                            conditions=[parse_where("log.syslog.appname=sshd")],
+                            owner="soc", reason="every event of these episodes is from sshd", actor="lead")
+    episodes = DetectionEngine(openssh, ruleset, suppress=ActiveExceptions(openssh)).run(
+        ruleset.detections[BRUTE_FORCE], EVERYTHING)
+    assert episodes.matches > 0 and episodes.suppressed == episodes.matches
