@@ -535,3 +535,103 @@ def test_catch_up_offers_recent_alerts_once(tmp_path: Path, store: Store) -> Non
     started = runner.catch_up(3600)
     assert len(started) == 1 and runner.catch_up(3600) == []
     assert json.loads(run_doc(store, started[0])["trigger_json"])["alert"]["id"] == "recent"
+
+
+# -- notifications ------------------------------------------------------------------------------
+def test_webhook_retries_5xx_not_4xx_and_sends_once(tmp_path: Path, store: Store, receiver: Receiver) -> None:
+    receiver.fail["/flaky"] = [503, 502]
+    receiver.fail["/bad"] = [400]
+    playbooks = make(tmp_path, [{"id": "hooks", "title": "H", "steps": [
+        {"id": "flaky", "action": "notify.webhook", "args": {"url": receiver.url + "/flaky", "payload": {"a": 1}},
+         "retry": {"attempts": 3, "backoff": 0.05}},
+        {"id": "bad", "action": "notify.webhook", "args": {"url": receiver.url + "/bad"},
+         "retry": {"attempts": 3, "backoff": 0.05}, "on_error": "continue"}]}])
+    runner = runner_for(store, playbooks, tmp_path)
+    run_id, _ = runner.start("hooks", {}, "k")
+    body = run_doc(store, run_id)
+    assert step(body, "flaky")["status"] == "succeeded" and receiver.count("/flaky") == 3
+    assert {c["key"] for c in receiver.calls if c["path"] == "/flaky"} == {f"{run_id}:flaky"}
+    assert step(body, "bad")["attempts"] == 1 and "HTTP 400" in step(body, "bad")["error"]
+    assert receiver.count("/bad") == 1
+    effect = store.get(EFFECTS, f"{run_id}:flaky")
+    assert effect is not None and effect.body["status"] == "done"
+
+
+class SmtpSink:
+    """A minimal SMTP server (enough for smtplib) that keeps the messages it receives."""
+
+    def __init__(self) -> None:
+        import socketserver
+
+        self.messages: list[dict[str, Any]] = []
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                def say(line: str) -> None:
+                    self.wfile.write((line + "\r\n").encode())
+
+                say("220 test ESMTP")
+                mail: dict[str, Any] = {"to": []}
+                while True:
+                    line = self.rfile.readline().decode().rstrip("\r\n")
+                    verb = line[:4].upper()
+                    if not line or verb == "QUIT":
+                        say("221 bye")
+                        return
+                    if verb in ("EHLO", "HELO"):
+                        say("250 test")
+                    elif verb == "MAIL":
+                        mail = {"from": line, "to": []}
+                        say("250 ok")
+                    elif verb == "RCPT":
+                        mail["to"].append(line.split(":", 1)[1].strip("<> "))
+                        say("250 ok")
+                    elif verb == "DATA":
+                        say("354 go on")
+                        data = []
+                        while (chunk := self.rfile.readline().decode()) not in (".\r\n", ""):
+                            data.append(chunk)
+                        mail["data"] = "".join(data)
+                        sink.messages.append(mail)
+                        say("250 queued")
+                    else:
+                        say("250 ok")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.port = self.server.server_address[1]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_email_with_subject_prefix_once(tmp_path: Path, store: Store) -> None:
+    import email
+    from email.header import decode_header, make_header
+
+    smtp = SmtpSink()
+    try:
+        playbooks = make(tmp_path, [{"id": "mail", "title": "M", "steps": [
+            {"id": "send", "action": "notify.email",
+             "args": {"to": ["irt@tinh.gov.vn"], "subject": "Sự cố mới {{ inputs.n }}", "body": "Nội dung"}}],
+            "inputs": {"n": {"type": "integer", "default": 7}}}])
+        runner = runner_for(store, playbooks, tmp_path,
+                            smtp={"host": "127.0.0.1", "port": smtp.port, "sender": "soc@tinh.gov.vn"})
+        run_id, _ = runner.start("mail", {}, "k")
+        assert run_doc(store, run_id)["status"] == "succeeded"
+        assert len(smtp.messages) == 1 and smtp.messages[0]["to"] == ["irt@tinh.gov.vn"]
+        message = email.message_from_string(smtp.messages[0]["data"])
+        assert str(make_header(decode_header(message["Subject"]))) == "[SOC] Sự cố mới 7"
+        assert message["Message-ID"] == output(run_doc(store, run_id), "send")["message_id"]
+        # the same step again (a resumed run would call it with the same key): not sent twice
+        from soc.playbooks.registry import REGISTRY, ActionContext
+
+        ctx = ActionContext(store=store, runner=runner, run_id=run_id, playbook_id="mail", step_id="send",
+                            key=f"{run_id}:send", attempt=2, actor="t")
+        assert REGISTRY["notify.email"](ctx, {"subject": "x", "body": "y", "to": "a@b"})["recorded"] is True
+        assert len(smtp.messages) == 1
+    finally:
+        smtp.close()

@@ -94,3 +94,34 @@ def test_one_incident_per_attacker_not_per_alert(tmp_path: Path, store: Store, a
         assert receiver.count("/soc") == len(incidents)
     finally:
         receiver.close()
+
+
+@pytest.mark.slow
+def test_soc_run_once_hands_new_alerts_to_the_playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service path: inbox -> store -> scheduled rules -> alerts -> playbook runs -> incidents."""
+    import shutil
+
+    pytest.importorskip("soc.incidents.service")
+    from soc.config import load_settings
+    from soc.service import run_service
+    from soc.store import open_store
+
+    monkeypatch.setenv("SOC_PLAYBOOKS__FOLDER", str(ROOT / "playbooks"))
+    settings = load_settings(data_dir=tmp_path / "data")
+    settings.syslog.udp = settings.syslog.tcp = None
+    settings.inbox.mkdir(parents=True)
+    shutil.copy(shared("elastic-examples", "suspicious_login_activity", "data", "auth.log"), settings.inbox / "auth.log")
+    result = run_service(settings, [ROOT / "detections" / "linux" / "ssh" / "ssh_brute_force.yml"], once=True)
+    created = [a for r in result["results"] for a in r.created if a["rule"]["id"] == BRUTE_FORCE]
+    assert len(created) >= 40
+    store = open_store(settings.resolved_store_url)
+    try:
+        runs = [d.body for d in store.iter_all(RUNS) if d.body["playbook_id"] == "ssh-brute-force"]
+        assert runs and all(r["status"] == "succeeded" for r in runs)
+        assert sorted(a for r in runs for a in json.loads(r["trigger_json"])["alert_ids"]) == \
+            sorted(a["id"] for a in created)
+        incidents = [d.body for d in store.iter_all("incidents")]
+        ips = {a["group"]["source.ip"] for a in created}
+        assert len(incidents) == len(ips)
+    finally:
+        store.close()
