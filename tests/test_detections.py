@@ -4,7 +4,8 @@
   :mod:`soc.detect.regression`, the same code as ``soc rules test``).
 * Every alerting rule under ``detections/`` has a positive and a negative sample.
 * ``soc rules check --rules detections`` and ``soc rules test`` exit 0.
-* Real data from ``../shared/data``: the SSH brute force in the Elastic auth.log and in the loghub
+* Real data from ``../shared/data``: the Wazuh ruleset's labelled test lines (Windows, FortiGate,
+  web attacks); the SSH brute force in the Elastic auth.log and in the loghub
   OpenSSH/Linux samples, checked against the attacking sources counted independently from the raw
   lines with a regular expression (not with the product's parsers); and a false-positive baseline
   on benign real logs, with exact alert counts reviewed in detections/README.md ("False-positive
@@ -258,3 +259,72 @@ BASELINE: dict[tuple[str, ...], dict[str, int]] = {
 def test_false_positive_baseline(parts: tuple[str, ...]) -> None:
     alerts = _hunt(*parts)
     assert dict(Counter(str(a["rule"]["title"]) for a in alerts)) == BASELINE[parts]  # type: ignore[index]
+
+
+# -- real data: the Wazuh ruleset's own test lines, labelled by Wazuh ------------------------
+def _wazuh_lines(name: str) -> list[tuple[str, str]]:
+    """(case title, raw line) of every ``log N pass`` line of one wazuh-tests .ini file."""
+    title, lines = "", []
+    for line in shared("wazuh-tests", name).read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("["):
+            title = line.strip("[] ")
+        match = re.match(r"log \d+ pass = (.*)", line)
+        if match:
+            lines.append((title, match.group(1)))
+    return lines
+
+
+def _hunt_lines(tmp_path: Path, name: str, lines: list[str]) -> Counter[str]:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_hunt([path], [], timezone=SAMPLE_TIMEZONE, ruleset=_ruleset())
+    return Counter(str(a["rule"]["title"]) for a in result.alerts)  # type: ignore[index]
+
+
+def test_wazuh_windows_samples(tmp_path: Path) -> None:
+    """69 Windows events (Wazuh agent JSON): logons, logoffs, RDP, AppLocker, Sysmon, task
+    scheduler, a 4719 that ADDS failure auditing, Domain Users membership... Only the three
+    that are attacks by our rules' definitions alert."""
+    files = ("win_security.ini", "win_event_channel.ini", "windows_baseline_intrusion_detection.ini",
+             "win-generic_rules.ini", "win_application.ini", "sysmon.ini")
+    lines = [line for name in files for _, line in _wazuh_lines(name) if line.startswith("{")]
+    assert len(lines) == 69
+    assert _hunt_lines(tmp_path, "windows.json", lines) == {
+        "Service Installed With Suspicious Path Or Command": 1,  # %systemroot%\TQkHeboM.exe (psexec)
+        "Windows Event Log Cleared": 2,  # Security 1102 and System 104
+    }
+
+
+def test_wazuh_fortigate_samples(tmp_path: Path) -> None:
+    """46 FortiGate lines: single admin login failures from two addresses, a private-address
+    admin login, object edits (firewall.service.custom, log.threat-weight), traffic: no alert."""
+    lines = [line for _, line in _wazuh_lines("fortigate.ini")]
+    assert len(lines) == 46
+    assert _hunt_lines(tmp_path, "fortigate.log", lines) == {}
+
+
+WEB_CASES = {
+    # Wazuh case title (prefix) -> the rule that must fire on that single line
+    "SQL Injection Attempt": "SQL Injection Attempt In Web Request",
+    "SQL injection attempt": "SQL Injection Attempt In Web Request",
+    "Cart.php directory transversal": "Path Traversal Or Local File Inclusion Attempt",
+    "Simple shell.php command execution": "Web Shell Access On Agency Web Server",
+}
+
+
+def test_wazuh_web_attack_lines(tmp_path: Path) -> None:
+    cases = [(t, line) for name in ("web_rules.ini", "web_appsec.ini") for t, line in _wazuh_lines(name)]
+    checked = 0
+    scanners = set()
+    for index, (title, line) in enumerate(cases):
+        hits = _hunt_lines(tmp_path, f"{index}.log", [line])
+        for prefix, rule in WEB_CASES.items():
+            if title.startswith(prefix):
+                assert hits[rule] == 1, (title, line, hits)
+                checked += 1
+        if hits["Web Scanning With Attack Tool"]:
+            scanners.add(line.rsplit('"', 2)[-2])
+    assert checked == 5
+    # Wazuh's "known malicious user agent" cases we flag; libwww-perl and "the beast" are left out
+    # on purpose (common in legitimate scripts / not a tool name)
+    assert scanners == {"ZmEu", "Morfeus", "ZmEu (X11)", "Nikto (X11)", "w3af.sourceforge.net (X11)"}
