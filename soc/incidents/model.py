@@ -5,7 +5,7 @@ compare-and-set on its version), so it works the same on SQLite and on Elasticse
 Times are ISO 8601 UTC text with a ``Z`` (:func:`soc.model.iso`), shown in the analyst's zone.
 
 Lifecycle: ``new -> triage -> contained -> resolved -> closed`` (a step may be skipped forward;
-``closed`` may be re-opened to ``triage``). Every change is appended to ``history`` with who and
+``contained``, ``resolved`` and ``closed`` may go back to ``triage``, which re-opens it). Every change is appended to ``history`` with who and
 when. Deadlines follow Circular 20/2017 (``docs/reporting.md``):
 
 * the notification (initial report, Mẫu 03) is due 5 days after discovery;
