@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from docx import Document
 from docx.document import Document as DocxDocument
@@ -268,11 +268,9 @@ MAU05_HEADER = ["STT", "Loại sự cố", "Số lượng", "Số sự cố tự
 
 
 def _period_text(start: str, end: str) -> str:
-    s = datetime.fromisoformat(start)
-    e = datetime.fromisoformat(end)
-    last = (e.replace(day=1) if e.day == 1 else e)
-    month, year = (last.month - 1, last.year) if last.month > 1 else (12, last.year - 1)
-    return f"từ tháng {s:%m/%Y} đến tháng {month:02d}/{year}"
+    """``từ tháng 07/2026 đến tháng 12/2026`` (the end is exclusive: the next period's start)."""
+    last = datetime.fromisoformat(end) - timedelta(days=1)
+    return f"từ tháng {datetime.fromisoformat(start):%m/%Y} đến tháng {last:%m/%Y}"
 
 
 def render_summary_docx(r: SummaryReport) -> bytes:
