@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import stix2
 from apscheduler.schedulers.background import BackgroundScheduler
 from docx import Document
 
@@ -165,6 +166,18 @@ def test_monthly_summary_counts_match_an_independent_count(tmp_path: Path, store
     doc = Document(io.BytesIO((built.directory / f"{built.report_no}.docx").read_bytes()))
     text = "\n".join(p.text for p in doc.paragraphs)
     assert "BÁO CÁO TỔNG HỢP TÌNH HÌNH GIÁM SÁT AN TOÀN THÔNG TIN" in text
+    bundle = stix2.parse((built.directory / f"{built.report_no}.stix.json").read_text(), allow_custom=True)
+    report = next(o for o in bundle.objects if o.type == "report")
+    assert report.report_types == ["x-vn-periodic-summary"]
+    (extension,) = report.extensions.values()
+    assert extension["summary"]["alerts"] == data["alerts"]
+    assert "indicator--" in " ".join(report.object_refs)
+    # regenerated from the stored snapshot after the store changed: the same bytes
+    before = {p.name: p.read_bytes() for p in built.files}
+    store.put("incidents", "I8", {**store.get("incidents", "I8").body, "severity": "critical"})
+    again = Reports(store, settings).render(built.report_no, tmp_path / "again")
+    assert {p.name: p.read_bytes() for p in again.files} == before
+    assert Reports(store, settings).build_summary("monthly", "2026-11").created is False  # idempotent
     assert "Nguồn ngừng gửi nhật ký" in text
 
 

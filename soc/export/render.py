@@ -14,7 +14,7 @@ from soc.export.incident_report import build_incident_report
 from soc.export.render_docx import render_incident_docx, render_monitoring_docx, render_summary_docx
 from soc.export.render_json import render_json
 from soc.export.render_misp import render_misp
-from soc.export.render_stix import render_stix
+from soc.export.render_stix import render_stix, render_summary_stix
 from soc.export.summary import build_monitoring_summary, build_summary_report
 
 SUFFIX = {"json": ".json", "docx": ".docx", "stix": ".stix.json", "misp": ".misp.json"}
@@ -40,8 +40,8 @@ def build_document(snapshot: dict[str, Any]) -> BaseModel:
 
 
 def render_files(snapshot: dict[str, Any], document: BaseModel | None = None) -> dict[str, bytes]:
-    """Every file the snapshot's profile asks for (formats that do not apply are skipped:
-    STIX and MISP are for incident reports)."""
+    """Every file the snapshot's profile asks for (MISP is for incident reports only; a summary
+    in STIX is a report carrying the summary in a property extension)."""
     doc = document or build_document(snapshot)
     profile = snapshot["profile"]
     tlp = profile.get("tlp", "amber+strict")
@@ -60,6 +60,8 @@ def render_files(snapshot: dict[str, Any], document: BaseModel | None = None) ->
                 files[name] = render_monitoring_docx(doc)
         elif fmt == "stix" and isinstance(doc, IncidentReport):
             files[name] = render_stix(doc, tlp)
+        elif fmt == "stix":
+            files[name] = render_summary_stix(doc, "amber" if tlp in ("clear", "green") else tlp)
         elif fmt == "misp" and isinstance(doc, IncidentReport):
             files[name] = render_misp(doc, tlp)
     if not files:  # a profile without a format for this document still gets the canonical JSON

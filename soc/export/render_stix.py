@@ -162,3 +162,49 @@ def render_stix(r: IncidentReport, tlp: str = "amber+strict") -> bytes:
     bundle = build_bundle(r, tlp)
     data = json.loads(bundle.serialize())
     return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+# -- periodic summaries ----------------------------------------------------------------------------
+SUMMARY_EXT_NAME = "x-vn-periodic-summary"
+
+
+def build_summary_bundle(doc: Any, tlp: str = "amber") -> stix2.Bundle:
+    """A periodic summary (Mẫu 05 or monitoring) as a STIX ``report`` with ``report_types``
+    ``["x-vn-periodic-summary"]`` and the summary JSON in a property extension defined here (an
+    ``extension-definition`` whose ``schema`` is the shipped JSON Schema); top attack sources as
+    indicators. TLP:AMBER unless the profile says otherwise."""
+    no = doc.report_no
+    at = _ts(doc.reported_at)
+    marking = tlp_marking(tlp)
+    org = getattr(doc, "organisation", None) or doc.unit
+    reporter = stix2.Identity(id=sid("identity", "reporter", org.name), name=org.name, identity_class="organization",
+                              created=at, modified=at, object_marking_refs=[marking.id])
+    common: dict[str, Any] = {"created": at, "modified": at, "object_marking_refs": [marking.id],
+                              "created_by_ref": reporter.id}
+    ext_id = sid("extension-definition", SUMMARY_EXT_NAME, doc.document, doc.schema_version)
+    extension = stix2.ExtensionDefinition(
+        id=ext_id, name=f"{SUMMARY_EXT_NAME} ({doc.document})", version=doc.schema_version,
+        schema=f"urn:soc:export:{doc.document}", extension_types=["property-extension"],
+        description="Báo cáo tổng hợp định kỳ / periodic summary (national-reporting §2.B, Mẫu 05)",
+        created=at, modified=at, created_by_ref=reporter.id)
+    indicators = []
+    for source in getattr(doc, "top_sources", []):
+        if ":" in source.value or source.value.replace(".", "").isdigit():
+            kind = "ipv6-addr" if ":" in source.value else "ipv4-addr"
+            indicators.append(stix2.Indicator(
+                id=sid("indicator", no, kind, source.value), name=f"{kind} {source.value}",
+                pattern=_pattern(kind, source.value), pattern_type="stix", valid_from=_ts(doc.period.start),
+                indicator_types=["anomalous-activity"], description=f"{source.hits} cảnh báo / alerts", **common))
+    data = doc.model_dump(mode="json")
+    report = stix2.Report(
+        id=sid("report", no), name=f"{getattr(doc, 'form', 'Báo cáo giám sát')} {no} ({doc.period.label})",
+        report_types=[SUMMARY_EXT_NAME], published=at,
+        object_refs=[reporter.id, *(i.id for i in indicators)],
+        extensions={ext_id: {"extension_type": "property-extension", "summary": data}},
+        x_vn_profile_id=doc.profile_id, x_vn_report_no=no, allow_custom=True, **common)
+    return stix2.Bundle(report, marking, extension, reporter, *indicators, id=sid("bundle", no), allow_custom=True)
+
+
+def render_summary_stix(doc: Any, tlp: str = "amber") -> bytes:
+    data = json.loads(build_summary_bundle(doc, tlp).serialize())
+    return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode("utf-8")

@@ -81,7 +81,10 @@ class Reports:
         snap = snapshots.capture_incident(self.store, self.settings, profile, incident_id, kind, overrides,
                                           built_at=built_at)
         document = build_document(snap)  # raises MissingFieldsError before anything is stored
-        snapshots.save(self.store, snap)
+        while not snapshots.save(self.store, snap):  # another build took this number first
+            at = parse_iso(snap["built_at"])
+            snap["report_no"] = snapshots.incident_report_no(self.store, incident_id, kind, self.settings, at)
+            document = build_document(snap)
         built = self._write(snap, out_dir, document)
         self._record_on_incident(incident_id, {"kind": kind, "report_no": snap["report_no"],
                                                "built_at": snap["built_at"], "path": str(built.directory)})
