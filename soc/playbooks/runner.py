@@ -194,6 +194,8 @@ class PlaybookRunner:
         self._pool = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="soc-playbook") \
             if background else None
         self._incidents: dict[Any, Any] = {}
+        self._deferred: list[str] = []
+        self._deferred_lock = threading.Lock()
 
     # -- services for actions ----------------------------------------------------------------
     @property
@@ -276,11 +278,25 @@ class PlaybookRunner:
             self._dispatch(run_id)
         return run_id, True
 
-    def _dispatch(self, run_id: str) -> None:
-        if self._pool is None:
-            self.execute(run_id)
-        else:
+    def _dispatch(self, run_id: str, *, defer: bool = False) -> None:
+        """Execute a new run: on the pool (``soc run``), or in this thread -- after the run
+        that caused it when ``defer`` (an incident event emitted by a step must not run its
+        playbooks inside that step's timeout)."""
+        if self._pool is not None:
             self._pool.submit(self._safe_execute, run_id)
+        elif defer:
+            with self._deferred_lock:
+                self._deferred.append(run_id)
+        else:
+            self.execute(run_id)
+
+    def _drain(self) -> None:
+        while True:
+            with self._deferred_lock:
+                if not self._deferred:
+                    return
+                run_id = self._deferred.pop(0)
+            self.execute(run_id)
 
     def _safe_execute(self, run_id: str) -> None:
         try:
@@ -351,7 +367,9 @@ class PlaybookRunner:
                 f"incident:{incident['id']}:{event}" + (f":{detail}" if detail else "")
             trigger = {"type": "incident", "event": event, "detail": detail, "incident": incident}
             try:
-                run_id, created = self.start(playbook, trigger, key, actor=actor, depth=depth)
+                run_id, created = self.start(playbook, trigger, key, actor=actor, depth=depth, execute=False)
+                if created:
+                    self._dispatch(run_id, defer=depth > 0)
             except Exception as error:
                 log.error("playbook %s: could not start for incident %s: %s", playbook.id, incident.get("id"), error)
                 continue
@@ -438,6 +456,7 @@ class PlaybookRunner:
             parent = self.store.get(RUNS, run.body["parent_run"])
             if parent is not None and parent.body["status"] == "waiting":
                 self.execute(parent.id)
+        self._drain()
         return run.body
 
     def _heartbeat(self, run: _Run, stop: threading.Event) -> None:
