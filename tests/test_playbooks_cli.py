@@ -1,0 +1,72 @@
+"""``soc playbook ...`` end to end through the CLI (typer's runner, a real SQLite store)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from soc.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    (folder / "ask.yml").write_text(yaml.safe_dump({
+        "id": "ask", "title": "Hỏi ý kiến / ask", "inputs": {"n": {"type": "integer", "default": 1}},
+        "steps": [{"id": "double", "action": "core.echo", "args": {"v": "{{ inputs.n * 2 }}"}},
+                  {"id": "ok", "action": "approval.wait", "args": {"prompt": "tiếp tục? / go on?"}},
+                  {"id": "after", "action": "core.echo", "args": {"ok": "{{ steps.ok.output.approved }}"}}]},
+        allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("SOC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SOC_PLAYBOOKS__FOLDER", str(folder))
+    monkeypatch.setenv("SOC_TIMEZONE", "Asia/Ho_Chi_Minh")
+    monkeypatch.setenv("COLUMNS", "200")
+    return folder
+
+
+def test_cli_run_runs_show_approve(env: Path) -> None:
+    cli = CliRunner()
+    result = cli.invoke(app, ["playbook", "validate"])
+    assert result.exit_code == 0 and "ok" in result.output
+    result = cli.invoke(app, ["playbook", "list"])
+    assert result.exit_code == 0 and "ask" in result.output
+    result = cli.invoke(app, ["playbook", "run", "ask", "--input", "n=21", "--key", "one", "--actor", "user:an"])
+    assert result.exit_code == 0, result.output
+    assert "waiting" in result.output and '{"v": 42}' in result.output and "Asia/Ho_Chi_Minh" in result.output
+    again = cli.invoke(app, ["playbook", "run", "ask", "--key", "one"])
+    assert "exists already" in again.output
+    result = cli.invoke(app, ["playbook", "runs", "--json"])
+    runs = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    assert len(runs) == 1 and runs[0]["status"] == "waiting" and runs[0]["actor"] == "user:an"
+    run_id = runs[0]["id"]
+    result = cli.invoke(app, ["playbook", "runs"])
+    assert "waiting" in result.output and "user:an" in result.output and "+07" in result.output
+    result = cli.invoke(app, ["playbook", "approve", run_id, "--by", "user:lead", "--comment", "đồng ý"])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output
+    result = cli.invoke(app, ["playbook", "show", run_id, "-v"])
+    assert result.exit_code == 0
+    for text in ("succeeded", '{"ok": true}', "approved", "record", "times in Asia/Ho_Chi_Minh"):
+        assert text in result.output, text
+    result = cli.invoke(app, ["playbook", "resume"])
+    assert "0 run(s) resumed" in result.output
+
+
+def test_cli_errors_are_clear(env: Path) -> None:
+    cli = CliRunner()
+    result = cli.invoke(app, ["playbook", "run", "nope"])
+    assert result.exit_code == 2 and "no playbook 'nope'" in result.output
+    result = cli.invoke(app, ["playbook", "run", "ask", "--input", "n=abc"])
+    assert result.exit_code == 2 and "not a valid integer" in result.output
+    result = cli.invoke(app, ["playbook", "show", "missing"])
+    assert result.exit_code == 2 and "soc playbook runs" in result.output
+    (env / "bad.yml").write_text("id: bad\ntitle: B\nsteps:\n  - {id: s, action: nope.nope}\n", encoding="utf-8")
+    result = cli.invoke(app, ["playbook", "validate"])
+    assert result.exit_code == 1 and "bad.yml" in result.output and "step 's'" in result.output
