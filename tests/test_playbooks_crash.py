@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import yaml
 
 from soc.playbooks import RUNS
 from soc.playbooks.runner import run_id_for
+from soc.store.base import Store
 from tests.test_playbooks import Receiver, _open_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,14 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = """
 import sys
 from pathlib import Path
-from soc.catalog import default_catalog
 from soc.config import load_settings
 from soc.playbooks import PlaybookRunner, load_playbooks
 from soc.playbooks.settings import PlaybookSettings
-from soc.store.sqlite import SQLiteStore
+from soc.store import open_store
 
-db, folder, url = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-store = SQLiteStore(db, numeric_fields=default_catalog().numeric_fields)
+store_url, folder, url, prefix = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+store = open_store(store_url, **({"prefix": prefix, "replicas": 0} if prefix else {}))
 playbooks, errors = load_playbooks(folder)
 assert not errors, errors
 runner = PlaybookRunner(store, playbooks, settings=load_settings(data_dir=folder.parent / "data"),
@@ -52,23 +53,39 @@ PLAYBOOK = {
 }
 
 
-def _start(db: Path, folder: Path, url: str) -> subprocess.Popen[str]:
+def _start(store_url: str, prefix: str, folder: Path, url: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(db), str(folder), url], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, store_url, str(folder), url, prefix], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("opensearch", marks=pytest.mark.search)])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, Store]]:
+    """(store URL, index prefix, a store for the test to look with) on SQLite and OpenSearch."""
+    if request.param == "sqlite":
+        db = tmp_path / "soc.db"
+        store: Store = _open_sqlite(db)
+        yield f"sqlite:///{db}", "", store
+        store.close()
+        return
+    from tests.search_helpers import drop, open_search_store, store_url
+
+    url, prefix = request.getfixturevalue("opensearch_url"), request.getfixturevalue("unique_name")
+    search = open_search_store(url, prefix)
+    yield store_url(url), prefix, search
+    drop(search)
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_restart_finishes_once(tmp_path: Path) -> None:
+def test_sigkill_mid_run_then_restart_finishes_once(tmp_path: Path, target: tuple[str, str, Store]) -> None:
+    store_url, prefix, store = target
     folder = tmp_path / "playbooks"
     folder.mkdir()
     (folder / "crashy.yml").write_text(yaml.safe_dump(PLAYBOOK), encoding="utf-8")
-    db = tmp_path / "soc.db"
     receiver = Receiver()
     try:
         run_id = run_id_for("crashy", "crash-test")
-        victim = _start(db, folder, receiver.url)
-        store = _open_sqlite(db)
+        victim = _start(store_url, prefix, folder, receiver.url)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until the run sleeps in its second step
             doc = store.get(RUNS, run_id)
@@ -84,7 +101,7 @@ def test_sigkill_mid_run_then_restart_finishes_once(tmp_path: Path) -> None:
         body = store.get(RUNS, run_id).body  # type: ignore[union-attr]
         assert body["status"] == "running" and receiver.count("/first") == 1 and receiver.count("/second") == 0
 
-        survivor = _start(db, folder, receiver.url)
+        survivor = _start(store_url, prefix, folder, receiver.url)
         out, err = survivor.communicate(timeout=60)
         assert survivor.returncode == 0, err
         assert f"recovered ['{run_id}']" in out  # the dead owner's run was resumed at start-up
@@ -98,11 +115,12 @@ def test_sigkill_mid_run_then_restart_finishes_once(tmp_path: Path) -> None:
         assert receiver.count("/first") == 1 and receiver.count("/second") == 1
 
         # a third start: nothing runs again
-        again = _start(db, folder, receiver.url)
+        again = _start(store_url, prefix, folder, receiver.url)
         out, err = again.communicate(timeout=60)
         assert again.returncode == 0, err
         assert "recovered []" in out and f"started {run_id} False" in out
         assert receiver.count("/first") == 1 and receiver.count("/second") == 1
+        store.refresh()
         assert len([d for d in store.iter_all(RUNS)]) == 1
 
         records = sorted((d.body for d in store.iter_all("playbook_steps")), key=lambda r: r["seq"])
@@ -112,6 +130,5 @@ def test_sigkill_mid_run_then_restart_finishes_once(tmp_path: Path) -> None:
         assert events == ["created", "started", "resumed-1", "succeeded"]
         resumed = next(r for r in records if r.get("event") == "resumed-1")
         assert json.loads(resumed["detail_json"])["reason"] == "owner process gone"
-        store.close()
     finally:
         receiver.close()

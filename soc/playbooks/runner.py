@@ -678,6 +678,7 @@ class PlaybookRunner:
         """Take over runs whose owner is gone or whose lease expired, and continue waiting runs
         whose wait is over. Returns the ids handled. Called at start-up and periodically."""
         handled = []
+        self.store.refresh()  # other processes' writes (a no-op on SQLite)
         now = self.clock()
         for doc in self.store.find(RUNS, {"status": ["pending", "running"]}, limit=10_000):
             body = doc.body
@@ -736,10 +737,12 @@ class PlaybookRunner:
     # -- reading -------------------------------------------------------------------------------
     def runs(self, *, playbook_id: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         where = {k: v for k, v in {"playbook_id": playbook_id, "status": status}.items() if v}
+        self.store.refresh()
         return [d.body for d in self.store.find(RUNS, where or None, sort="created_at", descending=True,
                                                 limit=limit)]
 
     def records(self, run_id: str) -> list[dict[str, Any]]:
+        self.store.refresh()
         docs = self.store.find(STEPS, {"run_id": run_id}, sort="seq", limit=100_000)
         return [d.body for d in docs]
 
