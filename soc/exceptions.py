@@ -470,6 +470,31 @@ class Exceptions:
         return done
 
 
+def scope_warnings(exception: DetectionException, ruleset: Any) -> list[str]:
+    """Why an exception would never apply to the rules of ``ruleset`` (a compiled
+    :class:`~soc.detect.compiler.RuleSet`): an unknown rule id, a rule that raises no alerts
+    itself (it only feeds correlations), a group no rule belongs to."""
+    detections = ruleset.detections
+    raising = ruleset.runnable()
+    if exception.scope.kind == "rule":
+        rule = detections.get(exception.scope.value)
+        if rule is None:
+            return [f"no rule has the id {exception.scope.value!r}: the exception will never apply "
+                    "(`soc rules check --verbose` lists the ids)"]
+        if not rule.output:
+            users = [d.info.title for d in detections.values()
+                     if d.correlation is not None and rule.info.id in d.correlation.rules]
+            return [f"rule '{rule.info.title}' raises no alerts itself (it feeds "
+                    f"{', '.join(repr(u) for u in users) or 'correlations'}): scope the exception to the "
+                    "rule that raises the alert"]
+        if rule.info.id not in {d.info.id for d in raising}:
+            return [f"rule '{rule.info.title}' does not run here (no data source or a conversion error)"]
+        return []
+    if not any(exception.scope.covers(d) for d in raising):
+        return [f"no rule that raises alerts is in {exception.scope.describe()}: the exception will never apply"]
+    return []
+
+
 def _explain(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'exception'}: {e['msg']}" for e in error.errors())
 

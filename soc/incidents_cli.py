@@ -492,6 +492,9 @@ def exceptions_add(
     reason: Annotated[str, typer.Option(help="Why these alerts are expected.")] = "",
     expires: Annotated[str, typer.Option(help="When it stops applying: 30d, 12h, 2w, an ISO date "
                                          "(UTC unless it names a zone), or 'never'.")] = "90d",
+    check: Annotated[bool, typer.Option(help="Check the scope against the configured rules and warn when "
+                                        "the exception could never apply (unknown rule id, a rule that "
+                                        "raises no alerts itself, an empty group).")] = True,
     actor: ActorOption = None,
 ) -> None:
     """Add an exception.
@@ -517,9 +520,27 @@ def exceptions_add(
     exception = _call(lambda: book.add(scope={"kind": kind, "value": None if kind == "all" else value},
                                        conditions=conditions, owner=owner, reason=reason,
                                        actor=_actor(actor), expires_at=expires_at))
-    console().print(f"exception {exception.id}: {exception.describe()}; expires "
+    console().print(f"exception {exception.id}: {escape(exception.describe())}; expires "
                     f"{show_time(exception.expires_at, settings.zone) if exception.expires_at else 'never'}"
                     f" ({zone_note(settings.zone)}); applies from the next rule run")
+    if check:
+        _warn_scope(exception, settings)
+
+
+def _warn_scope(exception: Any, settings: Any) -> None:
+    """Compile the configured rules and say when the new exception can never apply."""
+    from soc.config import content_dir
+    from soc.detect.compiler import compile_rules
+    from soc.detect.rules import load_rules
+    from soc.exceptions import scope_warnings
+
+    try:
+        ruleset = compile_rules(load_rules([content_dir("detections"), *settings.rule_dirs]))
+    except Exception as error:  # the check is advice: never fail the command for it
+        console(stderr=True).print(f"[yellow]warning:[/] could not check the scope against the rules: {error}")
+        return
+    for warning in scope_warnings(exception, ruleset):
+        console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 @exceptions_app.command("disable")

@@ -26,6 +26,7 @@ from soc.exceptions import (
     ExceptionError,
     Exceptions,
     parse_expiry,
+    scope_warnings,
 )
 from soc.hunt import ingest_files, run_hunt
 from soc.incidents_cli import parse_where
@@ -253,3 +254,19 @@ def test_conditions_on_fields_the_rule_does_not_fetch(openssh: SQLiteStore, auth
     episodes = DetectionEngine(openssh, ruleset, suppress=ActiveExceptions(openssh)).run(
         ruleset.detections[BRUTE_FORCE], EVERYTHING)
     assert episodes.matches > 0 and episodes.suppressed == episodes.matches
+
+
+def test_scope_warnings_catch_exceptions_that_could_never_apply(openssh: SQLiteStore, ruleset: RuleSet) -> None:
+    book = Exceptions(openssh)
+
+    def warn(scope: dict[str, Any]) -> list[str]:
+        exception = book.add(scope=scope, conditions=[parse_where("source.ip=10.0.0.1")], owner="o", reason="r",
+                             actor="x")
+        return scope_warnings(exception, ruleset)
+
+    assert warn({"kind": "rule", "value": BRUTE_FORCE}) == []
+    assert warn({"kind": "group", "value": "linux/ssh"}) == []
+    assert "no rule has the id" in warn({"kind": "rule", "value": "0b8e3f4c-typo"})[0]
+    base = warn({"kind": "rule", "value": "6f1c2d9e-7d1b-4b8e-9a55-0c3e1f7b2a10"})[0]
+    assert "raises no alerts itself" in base and "SSH Brute Force From One Source" in base
+    assert "never apply" in warn({"kind": "group", "value": "attack.t1566*"})[0]

@@ -84,5 +84,8 @@ def test_exception_commands(env: dict[str, str]) -> None:
     assert exception_id in soc(env, "exceptions", "list", "--all")
     shown = soc(env, "exceptions", "show", exception_id)
     assert "disabled" in shown and "an.nguyen  add" in shown and "an.nguyen  disable  job fixed" in shown
+    typo = CliRunner().invoke(app, ["exceptions", "add", "--rule", "0b8e3f4c-typo", "--where", "source.ip=1.2.3.4",
+                                    "--owner", "soc", "--reason", "r"], env=env)
+    assert typo.exit_code == 0 and "no rule has the id '0b8e3f4c-typo'" in typo.output
     refused = CliRunner().invoke(app, ["exceptions", "add", "--all-rules", "--owner", "x", "--reason", "y"], env=env)
     assert refused.exit_code == 2 and "would silence" in refused.output
