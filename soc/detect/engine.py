@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from soc.detect.compiler import Detection, RuleSet
 from soc.detect.correlate import CorrelationResult, Episode, Point, correlate, points_from_episodes
 from soc.model import alert_id_for_events, alert_id_for_group, iso
-from soc.store.base import Conflict, Match, Store, StoreError, Window
+from soc.store.base import Conflict, Doc, Match, Store, StoreError, Window
 
 ALERTS = "alerts"
 #: entity fields copied from matched events onto alerts (for triage and incident grouping)
@@ -69,7 +71,8 @@ class DetectionEngine:
     """Evaluates detections of one :class:`RuleSet` against one store."""
 
     def __init__(self, store: Store, ruleset: RuleSet, *, max_alerts: int = 1000,
-                 suppress: Filter | None = None, clock: Callable[[], float] = time.time):
+                 suppress: Filter | None = None, clock: Callable[[], float] = time.time,
+                 fresh_store: bool = False):
         if store.dialect != ruleset.dialect:
             raise ValueError(f"rules compiled for {ruleset.dialect}, store speaks {store.dialect}")
         self.store = store
@@ -78,6 +81,14 @@ class DetectionEngine:
         self.suppress = suppress
         self.clock = clock
         self._prefetched: dict[str, list[Match]] = {}
+        #: ``fresh_store``: the store held no alerts when this engine started and nothing else
+        #: records alerts in it (a one-shot hunt). Alerts are then kept in memory as the store
+        #: would hold them -- create-only by id, episodes merged into the latest alert of their
+        #: group exactly as :meth:`_record_episode` does through the store -- without a store
+        #: look-up per episode, and :meth:`flush` writes them. Same alerts, far fewer queries.
+        self.fresh_store = fresh_store
+        self._pending: dict[str, Doc] = {}
+        self._pending_groups: dict[tuple[str, str], list[str]] = {}
 
     # -- matches -----------------------------------------------------------------------------
     def _matches(self, detection: Detection, window: Window, fields: Sequence[str], limit: int) -> list[Match]:
@@ -337,19 +348,51 @@ class DetectionEngine:
         return alert
 
     def _record(self, alert: dict[str, Any], result: RunResult) -> None:
-        if self.store.create(ALERTS, alert["id"], alert):
+        if self._create(alert):
             result.created.append(alert)
         else:
             result.existing += 1
+
+    def _create(self, alert: dict[str, Any]) -> bool:
+        if not self.fresh_store:
+            return self.store.create(ALERTS, alert["id"], alert)
+        if alert["id"] in self._pending:
+            return False
+        self._pending[alert["id"]] = Doc(alert["id"], 1, orjson.loads(orjson.dumps(alert)))  # as stored
+        self._pending_groups.setdefault((alert["rule"]["id"], alert["group_key"]), []).append(alert["id"])
+        return True
+
+    def _latest(self, rule_id: str, group_key: str, since: str) -> list[Doc]:
+        """The alert of this rule and group with the latest ``last_seen`` >= ``since`` (at most one)."""
+        if not self.fresh_store:
+            return self.store.find(ALERTS, {"rule.id": rule_id, "group_key": group_key}, time_field="last_seen",
+                                   start=since, sort="last_seen", descending=True, limit=1)
+        docs = [self._pending[i] for i in self._pending_groups.get((rule_id, group_key), ())]
+        docs = [d for d in docs if d.body["last_seen"] >= since]
+        if not docs:
+            return []
+        last = max(d.body["last_seen"] for d in docs)
+        return [min((d for d in docs if d.body["last_seen"] == last), key=lambda d: d.id)]
+
+    def _replace(self, doc: Doc, body: dict[str, Any]) -> None:
+        if not self.fresh_store:
+            self.store.put(ALERTS, doc.id, body, expected_version=doc.version)
+            return
+        self._pending[doc.id] = Doc(doc.id, doc.version + 1, orjson.loads(orjson.dumps(body)))
+
+    def flush(self) -> int:
+        """Write the alerts a ``fresh_store`` engine kept in memory; returns how many."""
+        pending, self._pending, self._pending_groups = self._pending, {}, {}
+        for doc in pending.values():
+            self.store.create(ALERTS, doc.id, doc.body)
+        return len(pending)
 
     def _record_episode(self, detection: Detection, episode: Episode, now: float, result: RunResult) -> None:
         alert = self._episode_alert(detection, episode, now)
         spec = detection.correlation
         assert spec is not None
         for _ in range(5):  # compare-and-set retries against concurrent schedulers
-            previous = self.store.find(ALERTS, {"rule.id": detection.info.id, "group_key": alert["group_key"]},
-                                       time_field="last_seen", start=_iso(episode.start - spec.timespan),
-                                       sort="last_seen", descending=True, limit=1)
+            previous = self._latest(detection.info.id, alert["group_key"], _iso(episode.start - spec.timespan))
             if not previous:
                 self._record(alert, result)
                 return
@@ -362,7 +405,7 @@ class DetectionEngine:
                 result.existing += 1
                 return
             try:
-                self.store.put(ALERTS, doc.id, merged, expected_version=doc.version)
+                self._replace(doc, merged)
             except Conflict:
                 continue
             result.updated += 1
