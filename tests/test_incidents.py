@@ -497,3 +497,25 @@ def test_errors_name_the_input(sqlite: Store, hunted: list[dict[str, Any]]) -> N
         service.move_alerts([alerts[0]["id"]], b.id, a.id, actor="a")
     with pytest.raises(IncidentError, match="every alert"):
         service.split(a.id, a.alert_ids, actor="a")
+
+
+def test_membership_lease_blocks_renews_and_expires(sqlite: Store, hunted: list[dict[str, Any]]) -> None:
+    import time
+
+    from soc.incidents.service import LOCKS, _Lease, _renew
+
+    alerts = correlations(hunted)[:1]
+    record(sqlite, alerts)
+    sqlite.put(LOCKS, "membership", {"owner": "a-process-that-died", "until": time.time() - 1})
+    assert Incidents(sqlite).open_from_alerts(alerts, actor="pb")  # an expired lease is taken over
+    with _Lease(sqlite, "membership", lease=0.6):
+        with pytest.raises(IncidentError, match="busy"):
+            with _Lease(sqlite, "membership", wait=0.3):
+                pass
+        time.sleep(0.5)
+        _renew()  # a long operation keeps its lease
+        with pytest.raises(IncidentError, match="busy"):
+            with _Lease(sqlite, "membership", wait=0.3):
+                pass
+    with _Lease(sqlite, "membership", wait=0.3):  # released on exit
+        pass

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -132,13 +133,36 @@ def _ids_detail(ids: Sequence[str]) -> dict[str, object]:
     return {"alert_ids": list(ids[:MAX_HISTORY_IDS]), "count": len(ids)}
 
 
+_held = threading.local()  # the lease this thread holds, renewed by long loops
+
+
+def _renew() -> None:
+    lease = getattr(_held, "lease", None)
+    if lease is not None:
+        lease.renew()
+
+
 class _Lease:
-    """A short exclusive lease on a store document (compare-and-set), for membership changes."""
+    """A short exclusive lease on a store document (compare-and-set), for membership changes.
+    Long operations renew it (:func:`_renew`) so it never expires while its holder works."""
 
     def __init__(self, store: Store, key: str, *, lease: float = LEASE_SECONDS, wait: float = LOCK_WAIT_SECONDS):
         self.store, self.key, self.lease, self.wait = store, key, lease, wait
         self.owner = uuid.uuid4().hex
         self.depth = 0
+        self.version = 0
+        self.renewed = 0.0
+
+    def renew(self) -> None:
+        if time.monotonic() - self.renewed < self.lease / 4:
+            return
+        try:
+            self.version = self.store.put(LOCKS, self.key, {"owner": self.owner, "until": time.time() + self.lease},
+                                          expected_version=self.version)
+        except Conflict as error:
+            raise IncidentError(f"lost the lease {LOCKS}/{self.key} (the store was unreachable for longer "
+                                f"than {self.lease:.0f}s?); run the command again") from error
+        self.renewed = time.monotonic()
 
     def __enter__(self) -> _Lease:
         if self.depth:
@@ -151,10 +175,10 @@ class _Lease:
             body = {"owner": self.owner, "until": now + self.lease}
             try:
                 if doc is None:
-                    self.store.put(LOCKS, self.key, body, expected_version=0)
+                    self.version = self.store.put(LOCKS, self.key, body, expected_version=0)
                     break
                 if not doc.body.get("owner") or float(doc.body.get("until") or 0) < now:
-                    self.store.put(LOCKS, self.key, body, expected_version=doc.version)
+                    self.version = self.store.put(LOCKS, self.key, body, expected_version=doc.version)
                     break
             except Conflict:
                 pass
@@ -164,12 +188,15 @@ class _Lease:
                                     f"for more than {self.wait:.0f}s; try again")
             time.sleep(random.uniform(0.005, 0.03))
         self.depth = 1
+        self.renewed = time.monotonic()
+        _held.lease = self
         return self
 
     def __exit__(self, *_: object) -> None:
         self.depth -= 1
         if self.depth:
             return
+        _held.lease = None
         doc = self.store.get(LOCKS, self.key)
         if doc is not None and doc.body.get("owner") == self.owner:
             try:
@@ -372,6 +399,7 @@ class Incidents:
                 raise IncidentError("an alert without an 'id': pass alerts as recorded by detection")
             if alert_id in docs:
                 continue
+            _renew()
             doc = self.store.get(ALERTS, alert_id)
             if doc is None:
                 if not create_missing or isinstance(alert, str):
@@ -385,6 +413,7 @@ class Incidents:
     def _link(self, docs: Iterable[Doc], incident_id: str) -> None:
         """Set ``incident_id`` on the alert documents (compare-and-set, re-read on a lost race)."""
         for doc in docs:
+            _renew()
             current: Doc | None = doc
             for _attempt in range(CAS_ATTEMPTS):
                 if current is None or current.body.get("incident_id") == incident_id:
