@@ -51,9 +51,9 @@ def test_one_incident_per_attacker_not_per_alert(tmp_path: Path, store: Store, a
         assert len(fast) >= 40 and slow  # the data: dozens of guessing sources, some also slow
         for alert in alerts:  # recorded by detection before they are handed to playbooks
             store.create("alerts", alert["id"], alert)
-        runner = runner_for(store, playbooks, tmp_path)
-        # the webhook input of the project playbook, as an operator would set it
-        runner.playbooks["ssh-brute-force"].inputs["webhook_url"].default = receiver.url + "/soc"
+        # the webhook of the response team, as an operator sets it (playbooks.inputs in soc.yml)
+        runner = runner_for(store, playbooks, tmp_path,
+                            inputs={"ssh-brute-force": {"webhook_url": receiver.url + "/soc"}})
 
         first = runner.on_alerts(fast)  # one detection run
         second = runner.on_alerts(slow)  # a later one: the same attackers, a second rule

@@ -253,7 +253,8 @@ class PlaybookRunner:
             playbook = self.playbook(playbook)
         if dry_run:
             key = f"dry-run:{uuid.uuid4().hex}:{key}"
-        values = self.resolve_inputs(playbook, inputs or {})
+        configured = self.config.inputs.get(playbook.id) or {}
+        values = self.resolve_inputs(playbook, {**configured, **(inputs or {})})
         run_id = run_id_for(playbook.id, key)
         now = iso(now_utc())
         body = {

@@ -47,6 +47,10 @@ class PlaybookSettings(BaseSettings):
     webhook_timeout: float = 15.0
     webhook_headers: dict[str, str] = Field(default_factory=dict, description="added to every webhook call")
     smtp: SmtpSettings = SmtpSettings()
+    inputs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="input values per playbook id for triggered runs, e.g. {ssh-brute-force: {webhook_url: ...}}; "
+                    "they replace the playbook's defaults (a run by hand can still override them)")
 
     @property
     def data_folder(self) -> Path:
