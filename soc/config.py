@@ -59,6 +59,8 @@ class KafkaSettings(BaseModel):
                               description="records that are not UTF-8: dead-letter, or store with soc.raw_b64")
     max_poll_interval_ms: int = Field(300_000, ge=10_000,
                                       description="the group drops a member that does not poll this long")
+    session_timeout_ms: int = Field(45_000, ge=6_000,
+                                    description="a worker that stops heartbeating this long is replaced")
     retry_max_seconds: float = Field(30.0, gt=0, description="longest wait between write retries")
     metrics_port: int | None = Field(None, description="serve Prometheus text metrics on this port")
     metrics_interval_seconds: float = Field(30.0, gt=0, description="how often the worker logs its metrics")

@@ -81,6 +81,10 @@ def worker(
     invalid_utf8: InvalidUtf8 = None,
     client_id: Annotated[str | None, typer.Option("--client-id", help="Kafka client id (shown in group "
                                                   "descriptions).", show_default=False)] = None,
+    session_timeout_ms: Annotated[int | None, typer.Option("--session-timeout-ms", help="A worker that stops "
+                                                           "heartbeating this long (killed, frozen) is replaced "
+                                                           "in the group (default 45000; broker minimum 6000).",
+                                                           show_default=False)] = None,
     until_idle: Annotated[float | None, typer.Option("--until-idle", help="Exit once nothing arrived for "
                                                      "this many seconds and all is committed (backfills, "
                                                      "tests); default: run until SIGTERM/Ctrl-C.",
@@ -103,7 +107,8 @@ def worker(
     config = _config(bootstrap=bootstrap, topic=topic, group=group, store_url=store_url, batch_size=batch_size,
                      metrics_port=metrics_port, metrics_interval_seconds=metrics_interval,
                      dead_letter_topic=dead_letter_topic, index_prefix=index_prefix,
-                     max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8, client_id=client_id)
+                     max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8, client_id=client_id,
+                     session_timeout_ms=session_timeout_ms)
     try:
         ingest = IngestWorker(config)
     except Exception as error:  # noqa: BLE001  (store unreachable, bad URL: say what to check)

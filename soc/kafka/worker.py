@@ -108,7 +108,8 @@ class WorkerConfig:
             bootstrap=k.bootstrap, topics=[k.topic], group=k.group, store_url=settings.resolved_store_url,
             dead_letter_topic=k.dead_letter_topic, batch_size=k.batch_size, max_message_bytes=k.max_message_bytes,
             invalid_utf8=k.invalid_utf8, index_prefix=k.index_prefix, timezone=settings.timezone,
-            max_poll_interval_ms=k.max_poll_interval_ms, retry_max_seconds=k.retry_max_seconds,
+            max_poll_interval_ms=k.max_poll_interval_ms, session_timeout_ms=k.session_timeout_ms,
+            retry_max_seconds=k.retry_max_seconds,
             metrics_port=k.metrics_port, metrics_interval_seconds=k.metrics_interval_seconds)
         values.update({key: v for key, v in overrides.items() if v is not None})
         return cls(**values)
@@ -244,6 +245,8 @@ class IngestWorker:
 
         class Listener(AsyncConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked: Any) -> None:
+                if not revoked:
+                    return
                 offsets = worker._on_revoked(set(revoked))
                 if offsets:
                     try:
@@ -256,7 +259,8 @@ class IngestWorker:
                 log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
 
             async def on_partitions_lost(self, lost: Any) -> None:
-                worker._on_revoked(set(lost))
+                if lost:
+                    worker._on_revoked(set(lost))
 
         if self.config.metrics_port is not None:
             self._metrics_server = MetricsServer(self.metrics, self.config.metrics_port).start()
