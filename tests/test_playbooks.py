@@ -635,3 +635,26 @@ def test_email_with_subject_prefix_once(tmp_path: Path, store: Store) -> None:
         assert len(smtp.messages) == 1
     finally:
         smtp.close()
+
+
+def test_resume_after_a_failed_step_keeps_its_on_error(tmp_path: Path, store: Store) -> None:
+    """A process that died right after a step failed (before the run was marked) must not run
+    the steps that failure skips or stops."""
+    playbooks = make(tmp_path, [{"id": "resumed", "title": "R", "steps": [
+        {"id": "boom", "action": "core.fail", "on_error": "goto:cleanup"},
+        {"id": "skipped", "action": "core.echo"},
+        {"id": "cleanup", "action": "core.echo"},
+        {"id": "stop", "action": "core.fail", "args": {"message": "no"}},
+        {"id": "never", "action": "core.echo"}]}])
+    runner = runner_for(store, playbooks, tmp_path, lease_seconds=1)
+    run_id, _ = runner.start("resumed", {}, "k", execute=False)
+    doc = store.get(RUNS, run_id)
+    assert doc is not None
+    body = dict(doc.body, status="running", owner="elsewhere:1:x", lease_until=0)
+    body["steps"] = [dict(s, status="failed", attempts=1, error="boom") if s["id"] == "boom" else s
+                     for s in body["steps"]]
+    store.put(RUNS, run_id, body, expected_version=doc.version)
+    assert runner.recover() == [run_id]
+    body = run_doc(store, run_id)
+    assert [s["status"] for s in body["steps"]] == ["failed", "skipped", "succeeded", "failed", "pending"]
+    assert body["status"] == "failed" and body["error"] == "step stop failed: no"

@@ -502,12 +502,15 @@ class PlaybookRunner:
                                           detail={"reason": f"on_error jumped to {jump}"})
                     continue
                 jump = None
-            if state["status"] in STEP_DONE:
+            if state["status"] in ("succeeded", "skipped"):
                 continue
-            if run.body.get("executed", 0) >= self.config.max_steps_per_run:
-                failure = f"more than {self.config.max_steps_per_run} step executions; stopped"
-                break
-            outcome = self._step(run, playbook, step)
+            if state["status"] == "failed":
+                outcome = "failed"  # failed before a restart: its on_error still decides what follows
+            else:
+                if run.body.get("executed", 0) >= self.config.max_steps_per_run:
+                    failure = f"more than {self.config.max_steps_per_run} step executions; stopped"
+                    break
+                outcome = self._step(run, playbook, step)
             if outcome == "wait":
                 return
             if outcome == "failed":
