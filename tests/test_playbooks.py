@@ -658,3 +658,29 @@ def test_resume_after_a_failed_step_keeps_its_on_error(tmp_path: Path, store: St
     body = run_doc(store, run_id)
     assert [s["status"] for s in body["steps"]] == ["failed", "skipped", "succeeded", "failed", "pending"]
     assert body["status"] == "failed" and body["error"] == "step stop failed: no"
+
+
+@pytest.mark.parametrize("playbook_id", ["ssh-brute-force", "web-attack-portal", "new-privileged-account",
+                                         "malware-on-host"])
+def test_project_alert_playbooks_run_on_their_rules(tmp_path: Path, store: Store, receiver: Receiver,
+                                                    playbook_id: str) -> None:
+    """Every alert playbook of the project, on an alert of each of its rules: the run succeeds,
+    one incident per group, the affected system comes from the asset list, one notification."""
+    pytest.importorskip("soc.incidents.service")
+    playbooks, _ = load_playbooks(ROOT / "playbooks")
+    playbook = playbooks[playbook_id]
+    runner = runner_for(store, playbooks, tmp_path, inputs={playbook_id: {"webhook_url": receiver.url + "/n"}})
+    alerts = []
+    for index, rule_id in enumerate(playbook.trigger.alerts.rules):
+        alerts.append(dict(ALERT, id=f"{playbook_id}-{index}", rule=dict(ALERT["rule"], id=rule_id, level="critical"),
+                           first_seen=f"2026-11-01T00:0{index}:00.000Z", last_seen=f"2026-11-01T00:0{index}:30.000Z",
+                           entities={"source.ip": ["198.51.100.7"], "host.name": ["dvc-web01"],
+                                     "user.name": ["eve"], "user.target.name": ["backdoor"]}))
+    started = runner.on_alerts(alerts)
+    runs = [run_doc(store, r) for r in started]
+    assert runs and all(r["status"] == "succeeded" for r in runs), [(r["error"], r["steps"]) for r in runs]
+    incidents = [d.body for d in store.iter_all("incidents")]
+    assert len(incidents) == 1 and len(incidents[0]["alert_ids"]) == len(alerts)
+    assert incidents[0]["affected_systems"][0]["name"] == "Cổng dịch vụ công trực tuyến tỉnh"
+    assert receiver.count("/n") == 1
+    assert [d.body for d in store.iter_all(TASKS)]
