@@ -33,7 +33,8 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _runner(folder: Path | None = None):  # type: ignore[no-untyped-def]
+def _runner(folder: Path | None = None, *, store_url: str | None = None,  # type: ignore[no-untyped-def]
+            background: bool = False):
     from soc.config import load_settings
     from soc.playbooks.model import load_playbooks
     from soc.playbooks.runner import PlaybookRunner
@@ -45,8 +46,8 @@ def _runner(folder: Path | None = None):  # type: ignore[no-untyped-def]
     if folder is not None:
         config.folder = folder
     playbooks, errors = load_playbooks(config.folder)
-    store = open_store(settings.resolved_store_url)
-    runner = PlaybookRunner(store, playbooks, settings=settings, config=config)
+    store = open_store(store_url or settings.resolved_store_url)
+    runner = PlaybookRunner(store, playbooks, settings=settings, config=config, background=background)
     runner.errors = errors
     return runner
 
@@ -304,3 +305,42 @@ def resume(
     handled = runner.recover()
     console().print(f"{len(handled)} run(s) resumed" + (": " + ", ".join(handled) if handled else
                                                           " (none had a stopped owner or a due wait)"))
+
+
+@app.command()
+def worker(
+    store_url: Annotated[str | None, typer.Option(help="Store URL (default: settings; e.g. opensearch://es1:9200).")] = None,
+    folder: FolderOption = None,
+) -> None:
+    """Run playbooks as their own process (the scale-out deployment, next to `soc detect`).
+
+    Every sweep period (playbooks.sweep_seconds) it offers newly detected alerts to the
+    playbooks, resumes runs whose process stopped and continues waiting runs that are due;
+    scheduled playbooks run on their cron. Any number of workers may run: run ids, alert claims
+    and leases make every trigger run once. `soc run` does all this itself; this command is for
+    deployments where detection runs in separate `soc detect` processes.
+    """
+    import logging
+    import signal
+    import threading
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from soc.playbooks.schedule import attach
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runner = _runner(folder, store_url=store_url, background=True)
+    for error in runner.errors:
+        console(stderr=True).print(f"[yellow]playbook not loaded:[/] {error}")
+    scheduler = BackgroundScheduler(timezone="UTC")
+    jobs = attach(runner, scheduler, poll_alerts=True)
+    scheduler.start()
+    console().print(f"playbook worker {runner.owner}: {len(runner.playbooks)} playbooks, jobs {', '.join(jobs)}; "
+                    "Ctrl-C to stop")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    runner.close()
+    runner.store.close()

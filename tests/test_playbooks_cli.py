@@ -70,3 +70,50 @@ def test_cli_errors_are_clear(env: Path) -> None:
     (env / "bad.yml").write_text("id: bad\ntitle: B\nsteps:\n  - {id: s, action: nope.nope}\n", encoding="utf-8")
     result = cli.invoke(app, ["playbook", "validate"])
     assert result.exit_code == 1 and "bad.yml" in result.output and "step 's'" in result.output
+
+
+def test_worker_process_runs_playbooks_for_new_alerts(env: Path, tmp_path: Path) -> None:
+    """`soc playbook worker` (next to separate `soc detect` processes) picks up new alerts."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from soc.config import load_settings
+    from soc.model import iso, now_utc
+    from soc.playbooks import RUNS
+    from soc.store import open_store
+
+    (env / "on-alert.yml").write_text(yaml.safe_dump({
+        "id": "on-alert", "title": "O", "trigger": {"alerts": {"rules": ["rule-a"]}},
+        "steps": [{"id": "a", "action": "core.echo", "args": {"alert": "{{ trigger.alert.id }}"}}]}), encoding="utf-8")
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True)
+    store = open_store(settings.resolved_store_url)
+    store.create("alerts", "a-1", {"id": "a-1", "rule": {"id": "rule-a", "level": "high"},
+                                   "detected_at": iso(now_utc())})
+    worker = subprocess.Popen([sys.executable, "-m", "soc.cli", "playbook", "worker"], cwd=tmp_path,
+                              env=dict(os.environ, SOC_PLAYBOOKS__SWEEP_SECONDS="0.5", PYTHONPATH=str(ROOT)),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        runs: list = []
+        while time.monotonic() < deadline and not runs:
+            runs = [d.body for d in store.iter_all(RUNS)]
+            time.sleep(0.2)
+        store.create("alerts", "a-2", {"id": "a-2", "rule": {"id": "rule-a", "level": "high"},
+                                       "detected_at": iso(now_utc())})
+        while time.monotonic() < deadline and len(runs) < 2:
+            runs = [d.body for d in store.iter_all(RUNS)]
+            time.sleep(0.2)
+        time.sleep(1.5)  # a few more polls: nothing runs twice
+        runs = [d.body for d in store.iter_all(RUNS)]
+        assert sorted(json.loads(r["trigger_json"])["alert"]["id"] for r in runs) == ["a-1", "a-2"]
+        assert all(r["status"] == "succeeded" for r in runs)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+        store.close()
+    assert worker.returncode == 0, out
+    assert "playbook worker" in out

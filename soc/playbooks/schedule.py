@@ -55,8 +55,21 @@ def _catch_up(runner: PlaybookRunner) -> None:
         log.exception("playbook catch-up failed")
 
 
-def attach(runner: PlaybookRunner, scheduler: Any) -> list[str]:
-    """Register the scheduled playbooks and the sweep on ``scheduler``; returns the job ids."""
+def _poll(runner: PlaybookRunner, seconds: float) -> None:
+    try:
+        started = runner.catch_up(seconds)
+        if started:
+            log.info("playbooks: %d run(s) started for new alerts", len(started))
+    except Exception:
+        log.exception("playbook alert poll failed")
+
+
+def attach(runner: PlaybookRunner, scheduler: Any, *, poll_alerts: bool = False) -> list[str]:
+    """Register the scheduled playbooks and the sweep on ``scheduler``; returns the job ids.
+
+    ``poll_alerts`` (``soc playbook worker``, next to separate ``soc detect`` processes): also
+    offer the alerts detected in the last few sweep periods to the playbooks every sweep --
+    idempotent, so an alert offered twice starts one run."""
     jobs = []
     for playbook in runner.playbooks.values():
         spec = playbook.trigger.schedule
@@ -74,6 +87,12 @@ def attach(runner: PlaybookRunner, scheduler: Any) -> list[str]:
                       id="playbook-sweep", name="playbook recovery sweep", replace_existing=True,
                       next_run_time=datetime.now(UTC))
     jobs.append("playbook-sweep")
+    if poll_alerts:
+        window = max(4 * runner.config.sweep_seconds, 300.0)
+        scheduler.add_job(_poll, "interval", args=[runner, window], seconds=runner.config.sweep_seconds,
+                          id="playbook-alert-poll", name="playbook alert poll", replace_existing=True,
+                          max_instances=1, coalesce=True)
+        jobs.append("playbook-alert-poll")
     return jobs
 
 
