@@ -65,6 +65,8 @@ class KafkaSettings(BaseModel):
     metrics_port: int | None = Field(None, description="serve Prometheus text metrics on this port")
     metrics_interval_seconds: float = Field(30.0, gt=0, description="how often the worker logs its metrics")
     index_prefix: str = Field("soc", description="index prefix of a search store")
+    index_replicas: int | None = Field(None, ge=0, description="replicas of new event indices (None: the "
+                                       "cluster default; 0 on a single node)")
 
 
 class ReporterIdentity(BaseModel):

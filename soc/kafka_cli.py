@@ -41,6 +41,8 @@ StoreUrl = Annotated[str | None, typer.Option("--store-url", help="Where events 
                                               "SOC_STORE_URL).", show_default=False)]
 Prefix = Annotated[str | None, typer.Option("--index-prefix", help="Index prefix of a search store (default "
                                             "soc).", show_default=False)]
+Replicas = Annotated[int | None, typer.Option("--replicas", help="Replicas of new event indices (default: the "
+                                              "cluster's; use 0 on a single node).", show_default=False)]
 MaxBytes = Annotated[int | None, typer.Option("--max-message-bytes", help="Records longer than this are "
                                               "dead-lettered (default 65536).", show_default=False)]
 InvalidUtf8 = Annotated[str | None, typer.Option("--invalid-utf8", help="Records that are not UTF-8: "
@@ -77,8 +79,8 @@ def worker(
     metrics_interval: Annotated[float | None, typer.Option("--metrics-interval", help="Seconds between JSON "
                                                            "metrics log lines on stderr (default 30).",
                                                            show_default=False)] = None,
-    dead_letter_topic: DeadTopic = None, index_prefix: Prefix = None, max_message_bytes: MaxBytes = None,
-    invalid_utf8: InvalidUtf8 = None,
+    dead_letter_topic: DeadTopic = None, index_prefix: Prefix = None, replicas: Replicas = None,
+    max_message_bytes: MaxBytes = None, invalid_utf8: InvalidUtf8 = None,
     client_id: Annotated[str | None, typer.Option("--client-id", help="Kafka client id (shown in group "
                                                   "descriptions).", show_default=False)] = None,
     session_timeout_ms: Annotated[int | None, typer.Option("--session-timeout-ms", help="A worker that stops "
@@ -106,7 +108,7 @@ def worker(
     _logging(verbose)
     config = _config(bootstrap=bootstrap, topic=topic, group=group, store_url=store_url, batch_size=batch_size,
                      metrics_port=metrics_port, metrics_interval_seconds=metrics_interval,
-                     dead_letter_topic=dead_letter_topic, index_prefix=index_prefix,
+                     dead_letter_topic=dead_letter_topic, index_prefix=index_prefix, index_replicas=replicas,
                      max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8, client_id=client_id,
                      session_timeout_ms=session_timeout_ms)
     try:
@@ -247,7 +249,8 @@ def dlq_list(
 @dlq_app.command("replay")
 def dlq_replay(
     bootstrap: Bootstrap = None, dead_letter_topic: DeadTopic = None, store_url: StoreUrl = None,
-    index_prefix: Prefix = None, max_message_bytes: MaxBytes = None, invalid_utf8: InvalidUtf8 = None,
+    index_prefix: Prefix = None, replicas: Replicas = None, max_message_bytes: MaxBytes = None,
+    invalid_utf8: InvalidUtf8 = None,
 ) -> None:
     """Re-ingest every dead letter after a fix (a larger --max-message-bytes, --invalid-utf8 store,
     an agency added to ingest/agencies.yml, a corrected mapping...).
@@ -261,7 +264,7 @@ def dlq_replay(
 
     _logging(False)
     settings = load_settings()
-    config = _config(bootstrap=bootstrap, store_url=store_url, index_prefix=index_prefix,
+    config = _config(bootstrap=bootstrap, store_url=store_url, index_prefix=index_prefix, index_replicas=replicas,
                      max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8,
                      dead_letter_topic=dead_letter_topic)
     topic = dead_letter_topic or settings.kafka.dead_letter_topic

@@ -19,6 +19,7 @@ import pytest
 from tests.test_kafka_support import (
     create_topic,
     distinct_ids,
+    drop_indices,
     event_count,
     expected_ids,
     group_lag,
@@ -84,5 +85,6 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     assert status.dead_letters == 0
     ids = distinct_ids(opensearch_url, prefix)  # asserts each id is stored once
     assert ids == expected_ids(topic, ends)
+    drop_indices(opensearch_url, prefix)
     print(f"\ncrash test: {TOTAL:,} records, {KILLS} SIGKILLs at (stored, lag) {kills}, "
           f"{elapsed:.0f} s from first start to fully committed")

@@ -20,6 +20,7 @@ from tests.servers import SearchControl
 from tests.test_kafka_support import (
     create_topic,
     distinct_ids,
+    drop_indices,
     event_count,
     expected_ids,
     group_lag,
@@ -98,6 +99,7 @@ def test_search_engine_outage_pauses_retries_and_catches_up(
     ends = {p.partition: p.end for p in status.partitions}
     assert event_count(url, prefix) == 30_000 == sum(ends.values())
     assert distinct_ids(url, prefix) == expected_ids(topic, ends)
+    drop_indices(url, prefix)
     final = json.loads(text.strip().splitlines()[-1])
     print(f"\noutage test: retries {final['retries']}, store failures {final['store_failures']}, "
           f"stored {final['stored']}, existing {final['existing']}")

@@ -109,7 +109,7 @@ def store_url(opensearch_url: str) -> str:
 def worker_cmd(bootstrap: str, topic: str, group: str, opensearch_url: str, prefix: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "soc.kafka_cli", "worker", "-b", bootstrap, "-t", topic, "-g", group,
             "--store-url", store_url(opensearch_url), "--index-prefix", prefix,
-            "--dead-letter-topic", f"{topic}.dlq", *extra]
+            "--dead-letter-topic", f"{topic}.dlq", "--replicas", "0", *extra]
 
 
 def start_worker(cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -122,6 +122,17 @@ def search(opensearch_url: str) -> Any:
     from opensearchpy import OpenSearch
 
     return OpenSearch(hosts=[opensearch_url], timeout=120)
+
+
+def drop_indices(opensearch_url: str, prefix: str) -> None:
+    """Delete a test's indices and templates (a session's node has a 1,000-shard limit)."""
+    client = search(opensearch_url)
+    try:
+        client.indices.delete(index=f"{prefix}-*", params={"allow_no_indices": "true", "ignore_unavailable": "true"})
+        for name in ("events", "docs"):
+            client.indices.delete_index_template(name=f"{prefix}-{name}", ignore=[404])
+    finally:
+        client.close()
 
 
 def event_count(opensearch_url: str, prefix: str) -> int:

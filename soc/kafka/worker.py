@@ -90,6 +90,7 @@ class WorkerConfig:
     max_message_bytes: int = 65536
     invalid_utf8: str = "dead-letter"
     index_prefix: str = "soc"
+    index_replicas: int | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 45_000
@@ -107,7 +108,7 @@ class WorkerConfig:
         values: dict[str, Any] = dict(
             bootstrap=k.bootstrap, topics=[k.topic], group=k.group, store_url=settings.resolved_store_url,
             dead_letter_topic=k.dead_letter_topic, batch_size=k.batch_size, max_message_bytes=k.max_message_bytes,
-            invalid_utf8=k.invalid_utf8, index_prefix=k.index_prefix, timezone=settings.timezone,
+            invalid_utf8=k.invalid_utf8, index_prefix=k.index_prefix, index_replicas=k.index_replicas, timezone=settings.timezone,
             max_poll_interval_ms=k.max_poll_interval_ms, session_timeout_ms=k.session_timeout_ms,
             retry_max_seconds=k.retry_max_seconds,
             metrics_port=k.metrics_port, metrics_interval_seconds=k.metrics_interval_seconds)
@@ -115,11 +116,19 @@ class WorkerConfig:
         return cls(**values)
 
 
-def open_event_store(url: str, prefix: str = "soc", write_timeout: float = 60.0) -> Store:
-    """The store for ``url``; search stores get the index prefix and a bounded write timeout."""
+def open_event_store(url: str, prefix: str = "soc", write_timeout: float = 60.0,
+                     replicas: int | None = None) -> Store:
+    """The store for ``url``; search stores get the index prefix, replicas and a bounded write timeout."""
     if url.startswith("sqlite"):
         return open_store(url)
-    return open_store(url, prefix=prefix, write_timeout=write_timeout)
+    return open_store(url, prefix=prefix, write_timeout=write_timeout, replicas=replicas)
+
+
+#: Per-document refusals that are the cluster's state, not the document's fault: retried with
+#: backoff (and logged) rather than dead-lettered, or a full disk would empty the stream into the
+#: dead-letter topic. Disk flood stage (read-only-allow-delete block), the shard limit, closed indices.
+CLUSTER_PROBLEMS = ("cluster_block_exception", "maximum shards open", "index_closed_exception",
+                    "es_rejected_execution_exception", "circuit_breaking_exception")
 
 
 class _DeadLetterSink:
@@ -190,7 +199,8 @@ class IngestWorker:
         self.config = config
         self.metrics = WorkerMetrics()
         self.agencies = agencies or load_agencies()
-        self.store = store or open_event_store(config.store_url, config.index_prefix, config.write_timeout)
+        self.store = store or open_event_store(config.store_url, config.index_prefix, config.write_timeout,
+                                               config.index_replicas)
         self._own_store = store is None
         self._consumer_factory = consumer_factory
         self.consumer: Any = None
@@ -202,6 +212,7 @@ class IngestWorker:
         self._pipelines: dict[ContextKey, tuple[IngestPipeline, _DeadLetterSink]] = {}
         self._inspect_cache: dict[tuple[Any, ...], tuple[ContextKey, str | None] | str] = {}
         self._backoff = 0.0
+        self._cluster_problem: str | None = None
         self._metrics_server: MetricsServer | None = None
         self._last_report = self._last_lag = time.monotonic()
         self.running = False
@@ -428,6 +439,12 @@ class IngestWorker:
             rec = batch.raw.get(id_)
             if rec is None:
                 continue
+            if any(problem in reason for problem in CLUSTER_PROBLEMS):
+                if id_ not in keep:
+                    m.retries += 1
+                    keep.add(id_)
+                self._cluster_problem = reason
+                continue
             keep.add(id_)  # open until its dead letter is acknowledged
             batch.events.pop(id_, None)
             self._dead(batch.where[id_][0], rec, f"store rejected: {reason}", dl.STAGE_STORE)
@@ -489,6 +506,10 @@ class IngestWorker:
         delay = self._backoff * random.uniform(0.75, 1.25)
         if not self.metrics.paused:
             log.warning("store not accepting every document: pausing consumption, retrying with backoff")
+        if self._cluster_problem:
+            log.error("the cluster refuses writes for a reason no retry fixes by itself (free disk, raise "
+                      "the shard limit, open the index...): %s", self._cluster_problem)
+            self._cluster_problem = None
         self.metrics.paused = True
         deadline = time.monotonic() + delay
         while True:
