@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -316,9 +316,10 @@ class ActiveExceptions:
 
 
 # -- the book of exceptions -------------------------------------------------------------------------
-def parse_expiry(text: str | None, now: datetime) -> str | None:
-    """``30d``, ``12h``, ``2w`` (from now), an ISO date/time (UTC unless it names a zone), or
-    ``never``/None."""
+def parse_expiry(text: str | None, now: datetime, zone: tzinfo | None = None) -> str | None:
+    """``30d``, ``12h``, ``2w`` (from now), an ISO date/time, or ``never``/None. A time without
+    an offset is in ``zone`` (the analyst's; UTC when None); a bare date means the end of that
+    day (the exception applies through it)."""
     if text is None or text.strip().lower() in ("", "never", "none"):
         return None
     text = text.strip()
@@ -330,8 +331,10 @@ def parse_expiry(text: str | None, now: datetime) -> str | None:
     except ValueError as error:
         raise ExceptionError(f"expiry {text!r}: write 30d, 12h, 2w, an ISO date such as 2027-01-31, "
                              "or never") from error
+    if len(text) == 10:  # a date: through the end of that day
+        moment += timedelta(days=1)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone or UTC)
     return iso(moment)
 
 

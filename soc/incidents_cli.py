@@ -491,7 +491,7 @@ def exceptions_add(
     owner: Annotated[str, typer.Option(help="Who answers for this exception (person or unit).")] = "",
     reason: Annotated[str, typer.Option(help="Why these alerts are expected.")] = "",
     expires: Annotated[str, typer.Option(help="When it stops applying: 30d, 12h, 2w, an ISO date "
-                                         "(UTC unless it names a zone), or 'never'.")] = "90d",
+                                         "(in your zone unless it names one; a date counts through its end), or 'never'.")] = "90d",
     check: Annotated[bool, typer.Option(help="Check the scope against the configured rules and warn when "
                                         "the exception could never apply (unknown rule id, a rule that "
                                         "raises no alerts itself, an empty group).")] = True,
@@ -516,7 +516,7 @@ def exceptions_add(
         _fail("--owner and --reason are required: an exception nobody answers for is not reviewed")
     settings, store = _store()
     book = Exceptions(store)
-    expires_at = _call(lambda: parse_expiry(expires, datetime.now(UTC)))
+    expires_at = _call(lambda: parse_expiry(expires, datetime.now(UTC), settings.zone))
     exception = _call(lambda: book.add(scope={"kind": kind, "value": None if kind == "all" else value},
                                        conditions=conditions, owner=owner, reason=reason,
                                        actor=_actor(actor), expires_at=expires_at))

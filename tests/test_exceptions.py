@@ -270,3 +270,16 @@ def test_scope_warnings_catch_exceptions_that_could_never_apply(openssh: SQLiteS
     base = warn({"kind": "rule", "value": "6f1c2d9e-7d1b-4b8e-9a55-0c3e1f7b2a10"})[0]
     assert "raises no alerts itself" in base and "SSH Brute Force From One Source" in base
     assert "never apply" in warn({"kind": "group", "value": "attack.t1566*"})[0]
+
+
+def test_expiry_text() -> None:
+    from zoneinfo import ZoneInfo
+
+    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    hanoi = ZoneInfo("Asia/Ho_Chi_Minh")
+    assert parse_expiry("30d", now) == "2026-12-31T08:00:00.000Z"
+    assert parse_expiry("12h", now, hanoi) == "2026-12-01T20:00:00.000Z"
+    assert parse_expiry("2027-01-31", now, hanoi) == "2027-01-31T17:00:00.000Z"  # through 31/01 in Hà Nội
+    assert parse_expiry("2027-01-31T08:00", now, hanoi) == "2027-01-31T01:00:00.000Z"
+    assert parse_expiry("2027-01-31T08:00Z", now, hanoi) == "2027-01-31T08:00:00.000Z"
+    assert parse_expiry("never", now) is None
