@@ -451,6 +451,8 @@ class Incidents:
             detected = alert.get("detected_at")
             if detected and detected < incident.discovered_at:
                 incident.discovered_at = detected
+        if not alerts:
+            return added
         if "severity" not in incident.pinned:
             derived = severity_from_alerts(alerts)
             if severity_rank(derived) > severity_rank(incident.severity):
