@@ -136,10 +136,20 @@ def drop_indices(opensearch_url: str, prefix: str) -> None:
 
 
 def event_count(opensearch_url: str, prefix: str) -> int:
+    """Documents in the test's event indices (after a refresh); retries a busy node (429)."""
+    from opensearchpy.exceptions import TransportError
+
     client = search(opensearch_url)
     try:
-        client.indices.refresh(index=f"{prefix}-events-*", params={"allow_no_indices": "true"})
-        return int(client.count(index=f"{prefix}-events-*", params={"allow_no_indices": "true"})["count"])
+        for attempt in range(10):
+            try:
+                client.indices.refresh(index=f"{prefix}-events-*", params={"allow_no_indices": "true"})
+                return int(client.count(index=f"{prefix}-events-*", params={"allow_no_indices": "true"})["count"])
+            except TransportError as error:
+                if error.status_code != 429 or attempt == 9:
+                    raise
+                time.sleep(1)
+        raise AssertionError("unreachable")
     finally:
         client.close()
 
