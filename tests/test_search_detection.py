@@ -291,6 +291,7 @@ def test_a_scheduler_killed_mid_run_loses_no_window(
                     break
                 time.sleep(0.005)
             victim.finish(signal.SIGKILL)
+            time.sleep(1.0)  # a write the victim sent just before it died may still land
             for rule in rule_ids:
                 doc = store.get(RULE_STATE, rule)
                 if doc and doc.body.get("lease_owner") == f"victim-{attempt}":

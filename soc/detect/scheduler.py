@@ -47,10 +47,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from soc.detect.compiler import Detection
 from soc.detect.engine import DetectionEngine, RunResult
-from soc.store.base import Conflict, Window
+from soc.store.base import Conflict, StoreError, Window
 
 log = logging.getLogger(__name__)
 RULE_STATE = "rule_state"
+#: seconds after another process's run within which its writes may not be searchable yet (a
+#: search store's refresh interval is 1 s)
+VISIBILITY = 5.0
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,14 @@ class RuleRunner:
         if state.get("lease_owner") not in (None, self.owner) and state.get("lease_until", 0) > now:
             return None
         watermark = state.get("watermark")
-        start = (watermark if watermark is not None else now - self.timing.initial_lookback) - self.timing.overlap
+        # a rule's first window starts initial_lookback before its first claim; kept, so that a
+        # failed first run is retried from the same start
+        origin = state.get("origin", now - self.timing.initial_lookback)
+        start = (watermark if watermark is not None else origin) - self.timing.overlap
         end = now - self.timing.settle
         if watermark is not None and end <= watermark:
             return None
-        claimed = dict(state, lease_owner=self.owner, lease_until=now + self.timing.lease,
+        claimed = dict(state, origin=origin, lease_owner=self.owner, lease_until=now + self.timing.lease,
                        claimed_window=[start, end])
         previous = state.get("lease_owner")
         if previous not in (None, self.owner):  # its claim expired: it died or stalled mid-run
@@ -107,6 +113,13 @@ class RuleRunner:
         if previous not in (None, self.owner):
             log.warning("rule %s: the lease of %s expired; %s runs its window again from the "
                         "watermark", detection.info.id, previous, self.owner)
+        if state.get("last_owner") not in (None, self.owner) and now - state.get("last_finished", 0) < VISIBILITY:
+            # another process ran this rule moments ago: make its alerts searchable here, so that
+            # a correlation episode it recorded is extended rather than recorded a second time
+            try:
+                self.store.refresh()
+            except StoreError as error:
+                log.warning("rule %s: refresh before the run failed: %s", detection.info.id, error)
         result = self.engine.run(detection, Window(start, end, "event.ingested"))
         health = self._health(claimed, result, now, start, end)
         try:
@@ -152,7 +165,7 @@ class RuleRunner:
         health.update(last_suppressed=result.suppressed,
                       last_suppressed_by=[{"exception": k, "count": v} for k, v in sorted(result.suppressed_by.items())])
         timed_out = bool(result.error) and _timed_out(result.error or "")
-        health.update(last_owner=self.owner, last_timed_out=timed_out,
+        health.update(last_owner=self.owner, last_finished=self.clock(), last_timed_out=timed_out,
                       timeouts=state.get("timeouts", 0) + int(timed_out))
         if result.error:
             health.update(last_error=result.error, consecutive_errors=state.get("consecutive_errors", 0) + 1)
