@@ -140,3 +140,31 @@ def test_run_all_once_skips_rules_another_scheduler_holds(store: SQLiteStore) ->
                                         "lease_until": clock.now + 600})
     results = _runner(store, "a", clock).run_all_once(rules.runnable(), max_workers=2)
     assert {r.rule_id for r in results} == {d.info.id for d in rules.runnable()} - {BRUTE_FORCE}
+
+
+def test_soc_detect_once_on_sqlite(tmp_path: Path) -> None:
+    """The command end to end on the embedded store: one JSON line per run, alerts recorded,
+    and a second --once finds nothing new to run."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from soc.cli import app
+    from tests.test_search_detection import OPENSSH, SSH_RULES, _file_events, alerts_of, write
+
+    path = tmp_path / "soc.db"
+    store = SQLiteStore(path, numeric_fields=default_catalog().numeric_fields)
+    write(store, [dict(e) for e in _file_events(OPENSSH)])
+    args = ["detect", "--store-url", f"sqlite:///{path}", "--rules", str(SSH_RULES), "--once",
+            "--settle", "0", "--owner", "cron"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    runs = [json.loads(line) for line in first.stdout.splitlines() if line.startswith("{")]
+    assert {r["owner"] for r in runs} == {"cron"} and all(r["recorded"] and not r["error"] for r in runs)
+    assert len(runs) == len(ruleset("sqlite").runnable())
+    created = sum(r["created"] for r in runs)
+    assert created == len(alerts_of(store)) > 0
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert sum(json.loads(line)["created"] for line in second.stdout.splitlines() if line.startswith("{")) == 0
+    store.close()
