@@ -473,3 +473,14 @@ def test_soc_detect_help_explains_leases_and_windows() -> None:
     for phrase in ("watermark", "event.ingested", "overlap", "lease", "compare-and-set", "--once",
                    "--owner", "--store-url", "--max-concurrent", "--query-timeout"):
         assert phrase in text, phrase
+
+
+def test_find_matches_many_splits_a_batch_past_the_clause_limit(search_store: OpenSearchStore) -> None:
+    """64 predicates of 30 alternatives each exceed Lucene's 1,024 clauses in one query: the
+    batch is halved until it fits, and each predicate still gets its own matches."""
+    events = [{"_id": f"e{i}", "@timestamp": f"2025-01-01T00:00:{i:02d}.000Z", "event.dataset": "linux.sshd",
+               "user.name": f"u{i}x7"} for i in range(64)]
+    write(search_store, events)
+    wheres = [{"query_string": {"query": " OR ".join(f"user.name:U{i}X{j}" for j in range(30))}} for i in range(64)]
+    found = search_store.find_matches_many(wheres, ["linux.sshd"], Window(None, None, "@timestamp"), [], 10)
+    assert [[m.id for m in f] for f in found] == [[f"e{i}"] for i in range(64)]

@@ -428,9 +428,26 @@ class SearchStore(DocumentCollections):
         filters = list(base["bool"]["filter"]) if "bool" in base else []
         clauses = [where_clause(w) or {"match_all": {}} for w in wheres]
         for start in range(0, len(clauses), MANY_CHUNK):
-            chunk = dict(enumerate(clauses[start:start + MANY_CHUNK], start))
-            self._many_chunk(chunk, filters, window, fields, limit, out)
+            self._many_split(dict(enumerate(clauses[start:start + MANY_CHUNK], start)), filters, window,
+                             fields, limit, out)
         return out
+
+    def _many_split(self, chunk: dict[int, dict[str, Any]], filters: list[dict[str, Any]], window: Window,
+                    fields: Sequence[str], limit: int, out: list[list[Match]]) -> None:
+        """One request for ``chunk``; halved when the predicates together exceed the engine's
+        clause limit (``indices.query.bool.max_clause_count``, 1024 by default, counted over
+        the whole query since Lucene 9)."""
+        try:
+            self._many_chunk(dict(chunk), filters, window, fields, limit, out)
+        except StoreError as error:
+            if len(chunk) < 2 or "too_many" not in str(error) and "maxClauseCount" not in str(error):
+                raise
+            for i in chunk:
+                out[i].clear()
+            items = list(chunk.items())
+            half = len(items) // 2
+            for part in (items[:half], items[half:]):
+                self._many_split(dict(part), filters, window, fields, limit, out)
 
     def _many_chunk(self, pending: dict[int, dict[str, Any]], filters: list[dict[str, Any]], window: Window,
                     fields: Sequence[str], limit: int, out: list[list[Match]]) -> None:
