@@ -184,10 +184,15 @@ class DetectionEngine:
         for detection in detections:
             for base in self._base_rules(detection):
                 needed[base.info.id] = base
-        for detection in self.ruleset.detections.values():
-            if detection.correlation is not None:
-                for child in detection.correlation.rules:
-                    fields.update(self._fields_for(detection, child))
+        pending, seen = list(detections), set()
+        while pending:  # the fields the correlations being run (and those inside them) group on
+            detection = pending.pop()
+            if detection.correlation is None or detection.info.id in seen:
+                continue
+            seen.add(detection.info.id)
+            for child in detection.correlation.rules:
+                fields.update(self._fields_for(detection, child))
+                pending.append(self.ruleset.detections[child])
         groups: dict[tuple[str, ...], list[Detection]] = {}
         for base in needed.values():
             groups.setdefault(tuple(base.datasets), []).append(base)
