@@ -197,6 +197,8 @@ class DetectionEngine:
         for base in needed.values():
             groups.setdefault(tuple(base.datasets), []).append(base)
         wanted = sorted(fields)
+        if len(groups) > 1:  # one pass over all their datasets; each rule keeps its own datasets' matches
+            groups = self._prefetch_together(list(needed.values()), window, wanted, limit, groups)
         for datasets, members in groups.items():
             try:
                 self.store.prepare_fields({f for m in members for f in m.fields})
@@ -205,6 +207,30 @@ class DetectionEngine:
                 continue  # evaluated rule by rule instead, so the failing rule reports its error
             for member, matches in zip(members, results, strict=True):
                 self._prefetched[member.info.id] = matches
+
+    def _prefetch_together(self, members: list[Detection], window: Window, wanted: list[str], limit: int,
+                           groups: dict[tuple[str, ...], list[Detection]]) -> dict[tuple[str, ...], list[Detection]]:
+        """Evaluate ``members`` in one call over the union of their datasets, each match tagged
+        with its dataset and kept for the rules of that dataset only. Returns the groups still to
+        evaluate by datasets: all of them if the call failed, else those with a rule that reached
+        ``limit`` here (its own datasets may hold fewer matches than the union)."""
+        tag = "event.dataset"
+        try:
+            self.store.prepare_fields({f for m in members for f in m.fields})
+            results = self.store.find_matches_many([m.where for m in members],
+                                                   sorted({d for m in members for d in m.datasets}),
+                                                   window, [*wanted, tag] if tag not in wanted else wanted, limit)
+        except StoreError:
+            return groups
+        full = {m.info.id for m, matches in zip(members, results, strict=True) if len(matches) >= limit}
+        for member, matches in zip(members, results, strict=True):
+            own = set(member.datasets)
+            self._prefetched[member.info.id] = [m for m in matches if m.fields.get(tag) in own]
+        if tag not in wanted:
+            for matches in results:
+                for match in matches:
+                    match.fields.pop(tag, None)
+        return {k: v for k, v in groups.items() if any(m.info.id in full for m in v)}
 
     def _run_event_rule(self, detection: Detection, window: Window, result: RunResult) -> None:
         matches = self._matches(detection, window, (), self.max_alerts + 1)
