@@ -20,6 +20,20 @@ from typing import Any
 log = logging.getLogger("soc.kafka.metrics")
 
 
+def _memory() -> dict[str, float]:
+    """Current and peak resident memory of this process (Linux /proc; empty elsewhere)."""
+    out = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    name = "rss_mib" if line.startswith("VmRSS") else "peak_rss_mib"
+                    out[name] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return out
+
+
 @dataclass
 class WorkerMetrics:
     consumed: int = 0          # records taken from Kafka
@@ -36,6 +50,8 @@ class WorkerMetrics:
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     lag: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> records
     started: float = field(default_factory=time.time)
+    first_record_at: float | None = None  # wall clock of the first record taken
+    last_commit_at: float | None = None   # wall clock of the last commit
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _rate_mark: tuple[float, int] = (0.0, 0)
     events_per_s: float = 0.0
@@ -64,6 +80,8 @@ class WorkerMetrics:
                 "dropped_on_revoke": self.dropped_on_revoke, "paused": self.paused,
                 "events_per_s": self.events_per_s, "lag": dict(self.lag),
                 "lag_total": sum(self.lag.values()), "uptime_s": round(time.time() - self.started, 1),
+                "first_record_at": self.first_record_at, "last_commit_at": self.last_commit_at,
+                **_memory(),
             }
 
     def prometheus(self) -> str:

@@ -61,6 +61,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,6 @@ class WorkerConfig:
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 45_000
     retry_max_seconds: float = 30.0
-    linger_seconds: float = 0.2
     stop_grace: float = 10.0
     metrics_port: int | None = None
     metrics_interval_seconds: float = 30.0
@@ -151,11 +151,6 @@ class _Batch:
         self.dead: list[tuple[dl.DeadLetter, Any]] = []  # dead letters not yet acknowledged, with tp
         self.open: dict[Any, set[int]] = defaultdict(set)  # tp -> offsets not settled yet
         self.end: dict[Any, int] = {}                    # tp -> offset after the last record taken
-        self.size = 0
-        self.started = 0.0
-
-    def __len__(self) -> int:
-        return self.size
 
     def unsettled(self) -> bool:
         return any(self.open.values())
@@ -212,6 +207,8 @@ class IngestWorker:
         self._pipelines: dict[ContextKey, tuple[IngestPipeline, _DeadLetterSink]] = {}
         self._inspect_cache: dict[tuple[Any, ...], tuple[ContextKey, str | None] | str] = {}
         self._backoff = 0.0
+        self._retry_at: float | None = None
+        self._writer: ThreadPoolExecutor | None = None
         self._cluster_problem: str | None = None
         self._metrics_server: MetricsServer | None = None
         self._last_report = self._last_lag = time.monotonic()
@@ -227,7 +224,7 @@ class IngestWorker:
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=c.batch_size, max_poll_interval_ms=c.max_poll_interval_ms,
             session_timeout_ms=c.session_timeout_ms, heartbeat_interval_ms=max(1000, c.session_timeout_ms // 10),
-            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=2 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024,
             check_crcs=False)
         factory = self._consumer_factory or KafkaConsumer
         return factory(**options)
@@ -279,19 +276,25 @@ class IngestWorker:
         self.consumer = self._make_consumer()
         self.consumer.subscribe(self.config.topics, listener=Listener())
         self.running = True
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soc-kafka-bulk")
         idle_since = time.monotonic()
         try:
-            while not self._stopping:
-                got = self._fill()
-                if self.batch:
-                    self._settle()
+            while True:
+                if self._stopping and (not self.batch.unsettled() or self._grace_over()):
+                    break
+                took = self._step()
+                if took or self.batch.unsettled():
                     idle_since = time.monotonic()
-                elif got == 0 and until_idle is not None and time.monotonic() - idle_since > until_idle:
+                elif until_idle is not None and time.monotonic() - idle_since > until_idle:
                     break
                 self._report()
         finally:
+            self._writer.shutdown(wait=True)
             self._close()
         return self.metrics
+
+    def _grace_over(self) -> bool:
+        return self._stop_at is not None and time.monotonic() - self._stop_at > self.config.stop_grace
 
     def _close(self) -> None:
         try:
@@ -312,29 +315,75 @@ class IngestWorker:
             if self._metrics_server is not None:
                 self._metrics_server.stop()
 
-    # -- reading ---------------------------------------------------------------------------------
-    def _fill(self) -> int:
-        """Poll until a batch is full, ``linger_seconds`` passed since its first record, or a
-        poll comes back empty. Returns how many records were taken."""
-        taken = 0
-        size = self.config.batch_size
-        while len(self.batch) < size and not self._stopping:
-            polled = self.consumer.poll(timeout_ms=500 if not self.batch else 50,
-                                        max_records=size - len(self.batch))
-            if not polled:
-                break
-            for tp, records in polled.items():
-                taken += len(records)
-                self._take(tp, records)
-            if time.monotonic() - self.batch.started > self.config.linger_seconds:
-                break
-        return taken
+    # -- the loop --------------------------------------------------------------------------------
+    def _step(self) -> int:
+        """One turn: poll (no write in flight, so a rebalance never meets one), start the bulk
+        write of everything parsed and unsettled, parse what was polled while it runs, apply the
+        result, publish dead letters, commit. Returns how many records were taken."""
+        batch = self.batch
+        now = time.monotonic()
+        waiting = self._retry_at is not None and now < self._retry_at
+        if self._retry_at is not None:  # backpressure: fetch nothing (new assignments included)
+            assigned = self.consumer.assignment()
+            if assigned:
+                self.consumer.pause(*assigned)
+        polled: dict[Any, list[Any]] = {}
+        if not self._stopping:
+            if waiting:
+                timeout = max(1, int(min(0.5, self._retry_at - now) * 1000))  # type: ignore[operator]
+            else:
+                timeout = 0 if batch.events else 500
+            size = self.config.batch_size
+            polled = self.consumer.poll(timeout_ms=timeout, max_records=size)
+            got = sum(len(r) for r in polled.values())
+            while polled and got < size and not waiting:  # fill the batch from what is buffered
+                more = self.consumer.poll(timeout_ms=0, max_records=size - got)
+                if not more:
+                    break
+                for tp, records in more.items():
+                    polled.setdefault(tp, []).extend(records)
+                got += sum(len(r) for r in more.values())
+        elif waiting:
+            time.sleep(max(0.0, min(0.5, self._retry_at - now)))  # type: ignore[operator]
+        future = ids = None
+        if batch.events and (self._retry_at is None or time.monotonic() >= self._retry_at):
+            ids = list(batch.events)
+            future = self._writer.submit(self._write, [batch.events[i] for i in ids])
+        took = 0
+        for tp, records in polled.items():  # parsing overlaps the bulk request
+            took += len(records)
+            self._take(tp, records)
+        if future is not None and ids is not None:
+            result = future.result()
+            if result is None:
+                result = WriteResult(retryable=ids)
+            self._apply(ids, result)
+            if any(i in batch.events for i in ids):
+                self._back_off()
+            else:
+                self._written()
+        if batch.dead:
+            self._publish_dead()
+            if batch.dead:
+                self._back_off()
+        self._commit()
+        if not batch.unsettled():
+            batch.reset()
+        return took
+
+    def _write(self, docs: list[Event]) -> WriteResult | None:
+        """The bulk request (on the writer thread); None when the store could not be used at all."""
+        try:
+            return self.store.write_events(docs)
+        except StoreError as error:
+            self.metrics.store_failures += 1
+            log.warning("store write failed, %d documents will be retried: %s", len(docs), error)
+            return None
 
     def _take(self, tp: Any, records: list[Any]) -> None:
         batch = self.batch
-        if not batch.size:
-            batch.started = time.monotonic()
-        batch.size += len(records)
+        if self.metrics.first_record_at is None:
+            self.metrics.first_record_at = time.time()
         self.metrics.consumed += len(records)
         batch.end[tp] = records[-1].offset + 1
         open_ = batch.open[tp]
@@ -396,24 +445,6 @@ class IngestWorker:
         self.batch.dead.append((letter, tp))
 
     # -- writing and committing ------------------------------------------------------------------
-    def _settle(self) -> None:
-        """Write the batch, publish its dead letters, commit; retry with backoff (paused) until
-        everything is settled, the partitions are revoked, or the stop grace runs out."""
-        while True:
-            self._attempt()
-            self._commit()
-            if not self.batch.unsettled():
-                self.batch.reset()
-                if self.metrics.paused:
-                    self._resume()
-                self._backoff = 0.0
-                self.metrics.batches += 1
-                return
-            if self._stopping and self._stop_at is not None and \
-                    time.monotonic() - self._stop_at > self.config.stop_grace:
-                return  # _close logs what is left uncommitted
-            self._wait()
-
     def _attempt(self) -> None:
         batch = self.batch
         if batch.events:
@@ -496,40 +527,36 @@ class IngestWorker:
 
     def _committed(self, offsets: dict[Any, Any]) -> None:
         self.metrics.commits += 1
+        self.metrics.last_commit_at = time.time()
         for tp, om in offsets.items():
             self.committed[tp] = om.offset
 
-    def _wait(self) -> None:
-        """Backpressure: pause all partitions and keep polling (nothing is fetched) until the
-        backoff delay has passed."""
+    def _back_off(self) -> None:
+        """Backpressure: pause every partition (fetch nothing more) and retry after an
+        exponential, jittered delay; polling goes on meanwhile, so the member stays in the group."""
         self._backoff = min(self.config.retry_max_seconds, max(0.5, self._backoff * 2))
-        delay = self._backoff * random.uniform(0.75, 1.25)
+        self._retry_at = time.monotonic() + self._backoff * random.uniform(0.75, 1.25)
         if not self.metrics.paused:
             log.warning("store not accepting every document: pausing consumption, retrying with backoff")
+            self.metrics.paused = True
+            assigned = self.consumer.assignment()
+            if assigned:
+                self.consumer.pause(*assigned)
         if self._cluster_problem:
             log.error("the cluster refuses writes for a reason no retry fixes by itself (free disk, raise "
                       "the shard limit, open the index...): %s", self._cluster_problem)
             self._cluster_problem = None
-        self.metrics.paused = True
-        deadline = time.monotonic() + delay
-        while True:
-            assigned = self.consumer.assignment()
-            if assigned:
-                self.consumer.pause(*assigned)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            polled = self.consumer.poll(timeout_ms=int(min(left, 0.5) * 1000) or 1)
-            for tp, records in polled.items():  # only a partition newly assigned during the wait
-                self._take(tp, records)
-            self._report()
 
-    def _resume(self) -> None:
-        paused = self.consumer.paused()
-        if paused:
-            self.consumer.resume(*paused)
-        self.metrics.paused = False
-        log.warning("store accepting again: consumption resumed")
+    def _written(self) -> None:
+        self.metrics.batches += 1
+        self._backoff = 0.0
+        self._retry_at = None
+        if self.metrics.paused:
+            paused = self.consumer.paused()
+            if paused:
+                self.consumer.resume(*paused)
+            self.metrics.paused = False
+            log.warning("store accepting again: consumption resumed")
 
     def _on_revoked(self, partitions: set[Any]) -> dict[Any, Any]:
         """Listener: commit targets of the revoked partitions; release their open records."""
