@@ -33,9 +33,10 @@ HELP = (
     'expiry); of several processes reading the same state only one wins, the others skip the '
     'rule until its next interval. So no window runs twice. A process that dies mid-run '
     '(SIGKILL, power loss) leaves its claim behind; when the lease expires (--lease, default '
-    '600 s) another process claims the same window again from the old watermark, so no window '
-    "is lost. Keep --query-timeout well below --lease. `soc rules health` shows each rule's "
-    'watermark, last owner, take-overs and errors.\n\n'
+    '120 s) another process claims the same window again from the old watermark, so no window '
+    'is lost. While a run goes on, its process renews the lease every third of --lease, so a '
+    "slow run keeps its window. `soc rules health` shows each rule's watermark, last owner, "
+    'take-overs and errors.\n\n'
     '[bold]Load.[/] At most --max-concurrent rules run at a time in this process, and every '
     "search carries --query-timeout (the search's own timeout and the client's). A query that "
     "times out or answers from only some shards fails that run: the rule's health says so "
@@ -86,8 +87,8 @@ def detect(
     settle: Annotated[float | None, typer.Option(
         help="A window ends this many seconds before now (default: settings, 5).", show_default=False)] = None,
     lease: Annotated[float, typer.Option(
-        help="Seconds a claim on a rule's window is valid; a claim left by a dead process is taken "
-        "over after this.")] = 600.0,
+        help="Seconds a claim on a rule's window is valid unless renewed (every third of it while "
+        "the run goes on); a claim left by a dead process is taken over after this.")] = 120.0,
     max_concurrent: Annotated[int | None, typer.Option(
         help="Rules evaluated at the same time by this process (default: settings, 2).",
         show_default=False)] = None,

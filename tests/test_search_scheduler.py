@@ -168,3 +168,33 @@ def test_soc_detect_once_on_sqlite(tmp_path: Path) -> None:
     assert second.exit_code == 0, second.output
     assert sum(json.loads(line)["created"] for line in second.stdout.splitlines() if line.startswith("{")) == 0
     store.close()
+
+
+def test_a_slow_run_keeps_its_claim_through_the_heartbeat(store: SQLiteStore) -> None:
+    """A run three times longer than the lease is not taken over: its lease is renewed while
+    it goes on; the other scheduler's attempts during the run all skip."""
+    import threading
+    import time
+
+    class Slow(DetectionEngine):
+        def run(self, detection: Detection, window: Window) -> RunResult:
+            time.sleep(1.5)
+            return super().run(detection, window)
+
+    timing = Timing(interval=60, overlap=120, settle=0, initial_lookback=3600, lease=0.5)
+    detection = ruleset("sqlite").detections[BRUTE_FORCE]
+    slow = RuleRunner(Slow(store, ruleset("sqlite")), timing, owner="slow")
+    other = RuleRunner(DetectionEngine(store, ruleset("sqlite")), timing, owner="other")
+    outcome: list[RunResult | None] = []
+    thread = threading.Thread(target=lambda: outcome.append(slow.run_once(detection)))
+    thread.start()
+    time.sleep(0.2)
+    attempts = []
+    while thread.is_alive():
+        attempts.append(other.run_once(detection))
+        time.sleep(0.1)
+    thread.join()
+    assert len(attempts) >= 8 and all(a is None for a in attempts)
+    assert outcome and outcome[0] is not None and outcome[0].error is None
+    state = _state(store)
+    assert state["last_owner"] == "slow" and "lease_owner" not in state and "takeovers" not in state

@@ -11,7 +11,9 @@ Each rule keeps its state in the store (collection ``rule_state``):
   compare-and-set on the state document (``lease_owner``, ``lease_until``). Another scheduler
   that reads the same version loses the race and skips; a scheduler that dies mid-run leaves a
   lease that expires, and the next claimant re-runs the same window from the old watermark. So
-  with N scheduler processes no window runs twice and none is skipped.
+  with N scheduler processes no window runs twice and none is skipped. While a run goes on,
+  a heartbeat renews the lease every ``lease / 3`` seconds (again by compare-and-set), so a
+  slow run keeps its claim and the lease can be short.
 * **health** -- last run, duration, hits, covered range, error, consecutive errors, whether
   the run hit its alert budget. One broken rule never stops the others.
 
@@ -20,7 +22,7 @@ on a search store every query also carries a timeout (``query_timeout_seconds``:
 own ``timeout`` and the client's request timeout). A query that times out or answers from only
 some shards fails the run -- it never counts as a complete, shorter answer: the watermark stays,
 the health says ``last_timed_out`` (and counts ``timeouts``), and the next run retries the same
-window. Keep the query timeout well below the lease, or a slow run outlives its claim.
+window. (A slow run keeps its claim: the lease is renewed while the run goes on.)
 
 Across processes (``soc detect``, one process per replica): every process schedules every rule;
 the lease decides which one runs a given window. A process that loses a claim skips that rule
@@ -62,7 +64,7 @@ class Timing:
     overlap: float = 120.0
     settle: float = 5.0
     initial_lookback: float = 86400.0  # a new rule first looks this far back in ingest time
-    lease: float = 600.0  # a claim older than this is considered abandoned
+    lease: float = 120.0  # a claim not renewed for this long is considered abandoned (heartbeat: lease / 3)
 
 
 class RuleRunner:
@@ -120,13 +122,17 @@ class RuleRunner:
                 self.store.refresh()
             except StoreError as error:
                 log.warning("rule %s: refresh before the run failed: %s", detection.info.id, error)
-        result = self.engine.run(detection, Window(start, end, "event.ingested"))
+        heartbeat = _Heartbeat(self, detection.info.id, claimed, version)
+        try:
+            result = self.engine.run(detection, Window(start, end, "event.ingested"))
+        finally:
+            version = heartbeat.stop()
         health = self._health(claimed, result, now, start, end)
         try:
             self.store.put(RULE_STATE, detection.info.id, health, expected_version=version)
         except Conflict:
-            log.warning("rule %s: lease lost during the run (it took longer than %ss); "
-                        "the window will be evaluated again", detection.info.id, self.timing.lease)
+            log.warning("rule %s: lease lost during the run (another scheduler took the rule over); "
+                        "the window will be evaluated again", detection.info.id)
             if self.on_run is not None:
                 self.on_run(detection, result, dict(health, recorded=False))
             return result
@@ -174,6 +180,47 @@ class RuleRunner:
             health.update(watermark=end, covered_until=end, last_error=None, consecutive_errors=0)
             health.setdefault("covered_from", start)
         return health
+
+
+class _Heartbeat:
+    """Renews a claim while its run goes on: every ``lease / 3`` seconds ``lease_until`` is
+    moved forward with a compare-and-set, so a slow run keeps its window however long it
+    takes, and the lease can stay short enough for a quick take-over when a process dies. A
+    renewal that conflicts means another scheduler took the rule over: renewing stops, and the
+    run's final write will conflict too (its window is then evaluated again)."""
+
+    def __init__(self, runner: RuleRunner, rule_id: str, claimed: dict[str, Any], version: int):
+        self.runner = runner
+        self.rule_id = rule_id
+        self.claimed = dict(claimed)
+        self.version = version
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{rule_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        period = max(self.runner.timing.lease / 3, 0.05)
+        while not self._stop.wait(period):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self.claimed["lease_until"] = self.runner.clock() + self.runner.timing.lease
+                try:
+                    self.version = self.runner.store.put(RULE_STATE, self.rule_id, self.claimed,
+                                                         expected_version=self.version)
+                except Conflict:
+                    log.warning("rule %s: lease taken over by another scheduler during the run", self.rule_id)
+                    return
+                except Exception as error:  # the store is briefly unreachable: try again next beat
+                    log.warning("rule %s: renewing the lease failed: %s", self.rule_id, error)
+
+    def stop(self) -> int:
+        """Stop renewing; the version of the claim as last written."""
+        with self._lock:
+            self._stop.set()
+        self._thread.join(timeout=5)
+        return self.version
 
 
 class DetectionScheduler:
