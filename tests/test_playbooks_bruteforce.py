@@ -1,7 +1,8 @@
 """The SSH brute-force playbook over real alerts: the project's SSH brute-force rules hunted
 over the Elastic "suspicious login activity" auth.log, the alerts handed to the runner as a
-detection run hands them over. One incident per attacking address -- not one per alert --
-also when a later detection run brings more alerts from the same address."""
+detection run hands them over. By default one incident per campaign against one server -- not
+one per alert, nor one per attacking address -- also when a later detection run brings more
+alerts; with the input ``group_by: [source.ip]`` one incident per attacking address."""
 
 from __future__ import annotations
 
@@ -41,6 +42,40 @@ def alerts() -> list[dict]:
     return result.alerts
 
 
+def test_one_incident_per_attacked_server_not_per_alert(tmp_path: Path, store: Store, alerts: list[dict]) -> None:
+    playbooks, errors = load_playbooks(ROOT / "playbooks")
+    assert not errors
+    receiver = Receiver()
+    try:
+        fast = [a for a in alerts if a["rule"]["id"] == BRUTE_FORCE]
+        slow = [a for a in alerts if a["rule"]["id"] == SLOW_BRUTE_FORCE]
+        assert len(fast) >= 40 and slow  # the data: dozens of guessing sources, some also slow
+        hosts = {h for a in alerts for h in a["entities"]["host.name"]}
+        assert hosts == {"ip-10-77-20-248"}  # all against one server, over three weeks
+        for alert in alerts:
+            store.create("alerts", alert["id"], alert)
+        runner = runner_for(store, playbooks, tmp_path,
+                            inputs={"ssh-brute-force": {"webhook_url": receiver.url + "/soc"}})
+        first = runner.on_alerts(fast)
+        second = runner.on_alerts(slow)
+        assert first and second and runner.on_alerts(fast + slow) == []
+
+        incidents = [d.body for d in store.iter_all("incidents")]
+        assert len(incidents) == 1  # the longest quiet gap in the campaign is < 7 days
+        incident = incidents[0]
+        assert sorted(incident["alert_ids"]) == sorted(a["id"] for a in alerts)
+        assert set(incident["entities"]["source.ip"]) == {a["group"]["source.ip"] for a in alerts}
+        assert incident["title"].startswith("Dò mật khẩu SSH vào ip-10-77-20-248")
+        assert incident["incident_type"] == "unauthorized_access"
+        assert any("222.186.56.220" in n["text"] for n in incident["notes"])  # threat-intel hit noted
+        assert receiver.count("/soc") == 1  # notified once
+        assert len([d for d in store.iter_all(TASKS)]) == 3
+        runs = [d.body for d in store.iter_all(RUNS)]
+        assert all(r["status"] == "succeeded" for r in runs)
+    finally:
+        receiver.close()
+
+
 def test_one_incident_per_attacker_not_per_alert(tmp_path: Path, store: Store, alerts: list[dict]) -> None:
     playbooks, errors = load_playbooks(ROOT / "playbooks")
     assert not errors
@@ -51,9 +86,10 @@ def test_one_incident_per_attacker_not_per_alert(tmp_path: Path, store: Store, a
         assert len(fast) >= 40 and slow  # the data: dozens of guessing sources, some also slow
         for alert in alerts:  # recorded by detection before they are handed to playbooks
             store.create("alerts", alert["id"], alert)
-        # the webhook of the response team, as an operator sets it (playbooks.inputs in soc.yml)
+        # the webhook of the response team and the grouping, as an operator sets them (playbooks.inputs in soc.yml)
         runner = runner_for(store, playbooks, tmp_path,
-                            inputs={"ssh-brute-force": {"webhook_url": receiver.url + "/soc"}})
+                            inputs={"ssh-brute-force": {"webhook_url": receiver.url + "/soc",
+                                                        "group_by": ["source.ip"], "group_window_hours": 24}})
 
         first = runner.on_alerts(fast)  # one detection run
         second = runner.on_alerts(slow)  # a later one: the same attackers, a second rule
@@ -69,7 +105,6 @@ def test_one_incident_per_attacker_not_per_alert(tmp_path: Path, store: Store, a
             assert len(ips) == 1, incident["id"]  # one attacking address per incident
             assert sorted(incident["alert_ids"]) == sorted(by_ip[ips[0]])
             assert incident["incident_type"] == "unauthorized_access"
-            assert incident["title"].startswith(f"Dò mật khẩu SSH từ {ips[0]}")
             assert incident["affected_systems"][0]["level"] == 2  # from playbooks/data/assets.yml
         repeated = [ip for ip, ids in by_ip.items() if len(ids) > 1]
         assert repeated  # some attackers raised both rules: their second alert joined the incident
@@ -121,7 +156,7 @@ def test_soc_run_once_hands_new_alerts_to_the_playbooks(tmp_path: Path, monkeypa
         assert sorted(a for r in runs for a in json.loads(r["trigger_json"])["alert_ids"]) == \
             sorted(a["id"] for a in created)
         incidents = [d.body for d in store.iter_all("incidents")]
-        ips = {a["group"]["source.ip"] for a in created}
-        assert len(incidents) == len(ips)
+        assert len(incidents) == 1  # one campaign against one server
+        assert sorted(incidents[0]["alert_ids"]) == sorted(a["id"] for a in created)
     finally:
         store.close()
