@@ -4,6 +4,8 @@
   ``fresh_store=False`` (the service's path: a store look-up and compare-and-set per episode),
   on the real auth.log, OpenSSH and Linux logs, with ``detections/`` and with the SigmaHQ rules
   for syslog-type logs that the benchmark uses;
+* the scratch store a hunt uses (``durable=False``: no unique index, ids kept in a set) against
+  the whole store contract;
 * the keyword prefilter of :meth:`SQLiteStore.find_matches_many` against rule-by-rule
   :meth:`SQLiteStore.find_matches` (no prefilter), for every SigmaHQ keyword rule, over the real
   lines plus lines built from each rule's own patterns (so that the rules do match, in mixed
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import tests.test_store_contract as contract
 from soc.catalog import default_catalog
 from soc.detect.compiler import RuleSet, compile_rules
 from soc.detect.rules import load_rules
@@ -63,6 +66,28 @@ def test_fresh_store_path_gives_the_service_paths_alerts(rules: str, sigma_rules
         assert [(a["id"], a["event_count"]) for a in fast] == [(a["id"], a["event_count"]) for a in plain]
         assert fast == plain
     assert any(a["kind"] == "correlation" for a in fast), "the correlation path was not exercised"
+
+
+class TestScratchSQLiteStore(contract.TestSQLiteStore):
+    """The store contract, on the scratch store of hunts."""
+
+    @staticmethod
+    def _open(path: Path) -> SQLiteStore:
+        return SQLiteStore(path, durable=False, numeric_fields=default_catalog().numeric_fields)
+
+
+def test_scratch_store_writes_are_idempotent_within_and_across_batches(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db", durable=False)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    events = [{"_id": f"e{i % 3}", "@timestamp": now, "message": str(i)} for i in range(5)]
+    first = store.write_events(events)
+    assert (first.created, first.existing) == (3, 2)
+    again = store.write_events(events[:2] + [{"_id": "bad"}])
+    assert (again.created, again.existing, len(again.rejected)) == (0, 2, 1)
+    assert store.count_events() == {"": 3}
+    assert [e["message"] for e in store.get_events(["e2", "e0"])] == ["2", "0"]  # the first one wins
+    assert store.purge_events(datetime.now(UTC).timestamp() + 10) == 3
+    assert store.write_events(events[:1]).created == 1  # purged ids can come back
 
 
 # ---- keyword prefilter ----------------------------------------------------------------------
