@@ -117,6 +117,9 @@ def main() -> None:
     for key, label in PHASES:
         c, w = result.cpu_seconds.get(key, 0.0), result.seconds.get(key, 0.0)
         print(f"  {label:15s}{c:8.2f}{w:8.2f}{c / n * 1e6:10.1f}{n / c if c else 0:14,.0f}")
+    c = cpu - sum(result.cpu_seconds.get(k, 0.0) for k, _ in PHASES)
+    w = wall - sum(result.seconds.get(k, 0.0) for k, _ in PHASES)
+    print(f"  {'other':15s}{c:8.2f}{w:8.2f}{c / n * 1e6:10.1f}{'':14s}  (scratch store set-up and removal)")
     print(f"  {'total (hunt)':15s}{cpu:8.2f}{wall:8.2f}{cpu / n * 1e6:10.1f}{n / cpu:14,.0f}")
     print(f"events/s per core {n / cpu:,.0f} (events / CPU seconds; target 40,000)")
     print(f"events/s wall     {n / wall:,.0f} ({cpu / wall:.2f} cores busy on average; "

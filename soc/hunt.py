@@ -7,8 +7,8 @@ about what a rule matches, and alert ids are the same ones the service would rec
 
 Speed (``benchmarks/hunt.py``): the scratch store is built for one bulk load and one scan (see
 :class:`soc.store.sqlite.SQLiteStore` with ``durable=False``), the cyclic garbage collector is
-paused while files are read (the events of a batch are freed by reference counting; nothing in
-ingest builds cycles worth collecting mid-read), and the engine runs with ``fresh_store=True``:
+paused during the hunt (events, matches and points are freed by reference counting; with
+hundreds of thousands of them alive, each full collection would walk them all, for nothing), and the engine runs with ``fresh_store=True``:
 the store held no alerts before, so correlation episodes are merged in memory instead of being
 looked up in the store, and alerts are written in one go at the end. A test checks that this
 gives exactly the alerts of the service's recording path.
@@ -153,6 +153,18 @@ def run_hunt(paths: Iterable[Path], rule_dirs: list[Path], *, fmt: str = "auto",
         except FileNotFoundError as error:
             raise HuntError(str(error)) from error
     phases.lap("rules")
+    collecting = gc.isenabled()
+    gc.disable()  # see the module docstring
+    try:
+        return _hunt(files, ruleset, phases, fmt=fmt, timezone=timezone, agency=agency, progress=progress,
+                     workdir=workdir, exceptions=exceptions, fresh_store=fresh_store)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _hunt(files: list[Path], ruleset: RuleSet, phases: Phases, *, fmt: str, timezone: str, agency: str,
+          progress: bool, workdir: Path | None, exceptions: Filter | None, fresh_store: bool) -> HuntResult:
     with tempfile.TemporaryDirectory(prefix="soc-hunt-", dir=workdir) as tmp:
         store = SQLiteStore(Path(tmp) / "hunt.db", durable=False, numeric_fields=default_catalog().numeric_fields)
         phases.lap("write")
