@@ -208,6 +208,7 @@ class IngestWorker:
         self._inspect_cache: dict[tuple[Any, ...], tuple[ContextKey, str | None] | str] = {}
         self._backoff = 0.0
         self._retry_at: float | None = None
+        self._pending_since = 0.0
         self._writer: ThreadPoolExecutor | None = None
         self._cluster_problem: str | None = None
         self._metrics_server: MetricsServer | None = None
@@ -346,7 +347,11 @@ class IngestWorker:
         elif waiting:
             time.sleep(max(0.0, min(0.5, self._retry_at - now)))  # type: ignore[operator]
         future = ids = None
-        if batch.events and (self._retry_at is None or time.monotonic() >= self._retry_at):
+        if not batch.events:
+            self._pending_since = time.monotonic()
+        full = (len(batch.events) >= self.config.batch_size or not polled or self._stopping
+                or time.monotonic() - self._pending_since > 1.0)  # a partial batch waits 1 s at most
+        if batch.events and full and (self._retry_at is None or time.monotonic() >= self._retry_at):
             ids = list(batch.events)
             future = self._writer.submit(self._write, [batch.events[i] for i in ids])
         took = 0
