@@ -28,17 +28,22 @@ keeps calling ``poll`` (which fetches nothing) so it stays a live member of the 
 resumes the partitions once the batch is settled. A single bulk request is bounded by the
 store's write timeout (60 s), well inside ``max_poll_interval_ms`` (300 s by default).
 
-**Rebalances.** Because a batch is settled and committed before the next ``poll``, and the
-group only rebalances inside ``poll`` (or ``close``), a revocation normally finds nothing to
-flush: the batch that was read before it was written and committed already. The exception is
-a batch parked for retry while the store is failing (or records read by an earlier ``poll``
-of a batch still being filled). The rebalance listener (``on_partitions_revoked``) then commits
-whatever of the revoked partitions is settled but not yet committed, releases their unsettled
-records without committing them, and rewinds those partitions to their first unsettled record,
-so whichever member owns them next -- possibly this one -- reads them again from there. A
-released record is therefore re-read, never lost, and re-writing it is answered 409, never
-doubled. ``on_partitions_lost`` (the member was evicted) releases the same way without
-committing.
+**Pipelining.** The bulk request of one batch runs on a writer thread while the main thread
+parses the next one; the main thread calls ``poll`` only when no write is in flight, so a
+rebalance (which happens only inside ``poll`` or ``close``) never meets a half-written batch.
+
+**Rebalances.** Every write result is applied and its offsets committed before the next
+``poll``, so at a revocation the only uncommitted records are the parsed batch waiting for its
+write (and, while the store is failing, the batch parked for retry). The rebalance listener
+(``on_partitions_revoked``) commits whatever of the revoked partitions is settled but not yet
+committed, releases their unsettled records without committing them, and rewinds those
+partitions to their first unsettled record, so whichever member owns them next -- possibly this
+one, which keeps a retained partition's position -- reads them again from there. It does not
+write them itself: in kafka-python 3.x the listener runs on the client's network thread, and a
+bulk request there (up to the write timeout while the store struggles) would stop heartbeats. A
+released record is therefore re-read, never lost, and since it was not written -- or if it was,
+is answered 409 -- never doubled. ``on_partitions_lost`` (the member was evicted) releases the
+same way without committing.
 
 **Stopping.** :meth:`IngestWorker.stop` (SIGTERM/SIGINT in ``soc kafka worker``) lets the
 current batch settle and commit, then closes the consumer, which leaves the group at once (no
