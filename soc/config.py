@@ -115,14 +115,44 @@ class ReportRecipient(BaseModel):
 
 
 class SmtpSettings(BaseModel):
+    """The one mail server every e-mail goes through (playbook notices, reports to the national
+    centre); see :mod:`soc.mail`."""
+
     host: str = "localhost"
     port: int = 25
     starttls: bool = False
     ssl: bool = False
     username: str | None = None
     password_env: str | None = Field(None, description="environment variable holding the SMTP password")
-    sender: str | None = Field(None, description="From address (default: reporter e-mail)")
+    sender: str | None = Field(None, description="From address (reports default to the reporter's e-mail)")
     timeout_seconds: float = 30.0
+
+
+class PlaybookSettings(BaseModel):
+    """The ``playbooks:`` section (``SOC_PLAYBOOKS__...``): soc/playbooks, docs/playbooks.md."""
+
+    folder: Path = Field(default_factory=lambda: content_dir("playbooks"),
+                         description="where the playbook YAML files are")
+    data_dir: Path | None = Field(None, description="asset and threat-intel lists (default: <folder>/data)")
+    lease_seconds: float = Field(60.0, gt=0, description="a running run renews its lease every third of this")
+    max_takeovers: int = Field(3, ge=1, description="a run resumed this often after its owner died is failed")
+    max_steps_per_run: int = Field(200, ge=1)
+    workers: int = Field(2, ge=1, description="runs executed at the same time by `soc run`")
+    sweep_seconds: float = Field(30.0, gt=0, description="how often `soc run` looks for stale or due runs")
+    catch_up_seconds: float = Field(3600.0, ge=0, description="at start-up, alerts this recent are offered "
+                                    "to the playbooks again (idempotent)")
+    webhook_timeout: float = 15.0
+    webhook_headers: dict[str, str] = Field(default_factory=dict, description="added to every webhook call")
+    email_to: list[str] = Field(default_factory=list, description="notify.email recipients when a step names none")
+    email_subject_prefix: str = Field("[SOC]", description="prefix of notify.email subjects")
+    inputs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="input values per playbook id for triggered runs, e.g. {ssh-brute-force: {webhook_url: ...}}; "
+                    "they replace the playbook's defaults (a run by hand can still override them)")
+
+    @property
+    def data_folder(self) -> Path:
+        return self.data_dir or self.folder / "data"
 
 
 class ReportingSettings(BaseModel):
@@ -140,7 +170,6 @@ class ReportingSettings(BaseModel):
         default_factory=list,
         description="Mẫu 03 item 8 when a report does not say: network_member, isp, coordinating_authority")
     recipients: list[ReportRecipient] = Field(default_factory=list)
-    smtp: SmtpSettings = SmtpSettings()
     out_dir: Path | None = Field(None, description="where built reports are written (default: <data_dir>/reports)")
     schedule: bool = Field(True, description="build periodic summaries on schedule in `soc run`")
     max_attempts: int = Field(8, ge=1, description="delivery attempts before an outbox entry fails")
@@ -162,6 +191,8 @@ class Settings(BaseSettings):
     detection: DetectionSettings = DetectionSettings()
     kafka: KafkaSettings = KafkaSettings()
     reporting: ReportingSettings = ReportingSettings()
+    playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
+    smtp: SmtpSettings = SmtpSettings()
 
     @field_validator("timezone")
     @classmethod

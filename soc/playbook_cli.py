@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from soc.config import load_settings
 from soc.ui import console, show_time, zone_note
 
 app = typer.Typer(
@@ -38,11 +39,10 @@ def _runner(folder: Path | None = None, *, store_url: str | None = None,  # type
     from soc.config import load_settings
     from soc.playbooks.model import load_playbooks
     from soc.playbooks.runner import PlaybookRunner
-    from soc.playbooks.settings import PlaybookSettings
     from soc.store import open_store
 
     settings = load_settings()
-    config = PlaybookSettings()
+    config = settings.playbooks
     if folder is not None:
         config.folder = folder
     playbooks, errors = load_playbooks(config.folder)
@@ -70,9 +70,8 @@ def list_playbooks(folder: FolderOption = None) -> None:
     from rich.table import Table
 
     from soc.playbooks.model import load_playbooks
-    from soc.playbooks.settings import PlaybookSettings
 
-    path = folder or PlaybookSettings().folder
+    path = folder or load_settings().playbooks.folder
     playbooks, errors = load_playbooks(path)
     table = Table(title=f"{len(playbooks)} playbooks in {path}")
     for column in ("id", "title", "trigger", "steps", "version"):
@@ -100,11 +99,10 @@ def list_playbooks(folder: FolderOption = None) -> None:
 def validate(paths: Annotated[list[Path] | None, typer.Argument(help="Playbook files or folders (default: playbooks/).")] = None) -> None:
     """Check playbook files: structure, templates, actions and their arguments. Exits 1 on errors."""
     from soc.playbooks.model import load_playbooks
-    from soc.playbooks.settings import PlaybookSettings
 
     out = console()
     bad = 0
-    for path in paths or [PlaybookSettings().folder]:
+    for path in paths or [load_settings().playbooks.folder]:
         playbooks, errors = load_playbooks(path)
         for playbook in playbooks.values():
             out.print(f"[green]ok[/]      {playbook.path}  ({playbook.id}, {len(playbook.steps)} steps)")

@@ -38,10 +38,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def test_auth_log_to_a_delivered_signed_initial_report(tmp_path: Path, store: Store) -> None:
+    from soc.config import PlaybookSettings
     from soc.hunt import run_hunt
     from soc.incidents.service import Incidents
     from soc.playbooks import PlaybookRunner, load_playbooks
-    from soc.playbooks.settings import PlaybookSettings
 
     log = shared("elastic-examples", "suspicious_login_activity", "data", "auth.log")
     rules = ROOT / "detections" / "linux" / "ssh"

@@ -29,8 +29,9 @@ def make_settings(tmp_path: Path, *, signing: bool = True, recipients: list[dict
         if not cert.exists():
             keygen(cert, key, "SOC tỉnh Nghệ An (TEST)", "Công an tỉnh Nghệ An")
         conf.update(certificate=str(cert), private_key=str(key))
+    smtp = reporting.pop("smtp", None)
     conf.update(reporting)
-    return Settings(data_dir=tmp_path / "data", reporting=conf)
+    return Settings(data_dir=tmp_path / "data", reporting=conf, **({"smtp": smtp} if smtp else {}))
 
 
 def alert(aid: str, *, first: str, level: str = "high", agency: str = "so-tttt", src: str = "203.0.113.5",

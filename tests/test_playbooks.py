@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from soc.config import load_settings
+from soc.config import PlaybookSettings, load_settings
 from soc.playbooks import RUNS, STEPS, PlaybookError, PlaybookRunner, load_playbooks, parse_playbook
 from soc.playbooks.actions.tasks import TASKS
 from soc.playbooks.registry import EFFECTS, ActionError, action
-from soc.playbooks.settings import PlaybookSettings
 from soc.store.base import Store
 from soc.store.sqlite import SQLiteStore
 
@@ -116,9 +115,10 @@ def make(tmp_path: Path, docs: list[dict[str, Any]]) -> dict[str, Any]:
     return playbooks
 
 
-def runner_for(store: Store, playbooks: dict[str, Any], tmp_path: Path, **config: Any) -> PlaybookRunner:
+def runner_for(store: Store, playbooks: dict[str, Any], tmp_path: Path, smtp: dict[str, Any] | None = None,
+               **config: Any) -> PlaybookRunner:
     cfg = PlaybookSettings(folder=ROOT / "playbooks", **config)
-    settings = load_settings(data_dir=tmp_path / "data")
+    settings = load_settings(data_dir=tmp_path / "data", **({"smtp": smtp} if smtp else {}))
     return PlaybookRunner(store, playbooks, settings=settings, config=cfg)
 
 

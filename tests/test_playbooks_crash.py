@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from soc.config import load_settings
 from soc.playbooks import PlaybookRunner, load_playbooks
-from soc.playbooks.settings import PlaybookSettings
+from soc.config import PlaybookSettings
 from soc.store import open_store
 
 store_url, folder, url, prefix = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]

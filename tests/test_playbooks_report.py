@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from soc.config import PlaybookSettings
 from soc.playbooks import RUNS, PlaybookRunner, load_playbooks
-from soc.playbooks.settings import PlaybookSettings
 from soc.store.base import Store
 from tests.test_playbooks import ROOT, _open_sqlite, output, run_doc, step
 

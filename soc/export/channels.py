@@ -19,18 +19,16 @@ import base64
 import hashlib
 import json
 import os
-import smtplib
 import ssl
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
 from soc.config import ReportRecipient, SmtpSettings
 from soc.export.render import content_type
+from soc.mail import MailError, send_mail
 from soc.model import iso
 
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
@@ -98,37 +96,13 @@ def send_https(recipient: ReportRecipient, meta: dict[str, Any], paths: list[Pat
 
 def send_email(recipient: ReportRecipient, smtp: SmtpSettings, sender: str, subject: str, text: str,
                paths: list[Path]) -> dict[str, Any]:
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = sender
-    message["To"] = recipient.endpoint
-    domain = sender.rpartition("@")[2] or "localhost"
-    message["Message-ID"] = make_msgid(domain=domain)
-    message.set_content(text)
-    for name, data in _files(paths):
-        maintype, _, subtype = content_type(name).partition(";")[0].partition("/")
-        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    password = os.environ.get(smtp.password_env, "") if smtp.password_env else ""
+    attachments = [(name, data, content_type(name)) for name, data in _files(paths)]
     try:
-        cls = smtplib.SMTP_SSL if smtp.ssl else smtplib.SMTP
-        with cls(smtp.host, smtp.port, timeout=smtp.timeout_seconds) as client:
-            if smtp.starttls and not smtp.ssl:
-                client.starttls(context=ssl.create_default_context())
-            if smtp.username:
-                client.login(smtp.username, password)
-            refused = client.send_message(message)
-            reply = client.noop()
-    except smtplib.SMTPRecipientsRefused as error:
-        raise DeliveryError(f"mail server refused {recipient.endpoint}: {error.recipients}", retryable=False) from error
-    except smtplib.SMTPResponseException as error:
-        raise DeliveryError(f"mail server answered {error.smtp_code} {error.smtp_error!r}",
-                            retryable=error.smtp_code >= 400 and error.smtp_code < 500) from error
-    except (smtplib.SMTPException, OSError) as error:
-        raise DeliveryError(f"cannot send mail through {smtp.host}:{smtp.port}: {error}", retryable=True) from error
-    return {"channel": "email", "to": recipient.endpoint, "subject": subject, "message_id": message["Message-ID"],
-            "refused": {k: list(v) for k, v in refused.items()}, "server": f"{smtp.host}:{smtp.port}",
-            "reply": [reply[0], reply[1].decode("utf-8", "replace") if isinstance(reply[1], bytes) else str(reply[1])],
-            "at": _now()}
+        receipt = send_mail(smtp, sender=sender, to=[recipient.endpoint], subject=subject, text=text,
+                            attachments=attachments)
+    except MailError as error:
+        raise DeliveryError(str(error), retryable=error.retryable) from error
+    return {"channel": "email", **receipt, "to": recipient.endpoint, "at": _now()}
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -135,7 +135,7 @@ def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], now: d
             receipt = send_https(recipient, meta, paths, body["id"])
         elif recipient.channel == "email":
             profile = get_profile(body["profile_id"], settings.reporting.profile_dirs)
-            sender = settings.reporting.smtp.sender or snap["reporting"]["reporter"].get("email") or "soc@localhost"
+            sender = settings.smtp.sender or snap["reporting"]["reporter"].get("email") or "soc@localhost"
             title = TITLES.get(body["kind"]) or TITLES.get(body["document"], "Báo cáo")
             incident = snap.get("incident") or {}
             subject = f"{profile.email_subject_prefix} {title} {body['report_no']}" + (
@@ -143,7 +143,7 @@ def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], now: d
             text = (f"Kính gửi: {profile.addressee or recipient.title or recipient.name}\n\n"
                     f"{snap['reporting']['reporter'].get('name') or ''} gửi kèm {title.lower()} số "
                     f"{body['report_no']} (hồ sơ {body['profile_id']}). Mỗi tệp có chữ ký số tách rời (.p7s, CMS).\n")
-            receipt = send_email(recipient, settings.reporting.smtp, sender, subject, text, paths)
+            receipt = send_email(recipient, settings.smtp, sender, subject, text, paths)
         elif recipient.channel == "drop":
             receipt = send_drop(recipient, meta, paths)
         else:

@@ -46,10 +46,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from soc.config import PlaybookSettings
 from soc.model import iso, now_utc
 from soc.playbooks.model import LEVELS, SEVERITIES, Playbook, PlaybookError, load_playbooks
 from soc.playbooks.registry import ActionContext, ActionError, Cancelled, Wait, load_actions
-from soc.playbooks.settings import PlaybookSettings
 from soc.playbooks.template import TemplateError, condition, render
 from soc.store.base import Conflict, Doc, Store
 
@@ -179,12 +179,12 @@ class PlaybookRunner:
                  owner: str | None = None):
         load_actions()
         self.store = store
-        self.config = config or PlaybookSettings()
         if settings is None:
             from soc.config import load_settings
 
             settings = load_settings()
         self.settings = settings
+        self.config = config or settings.playbooks
         self.clock = clock
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.errors: list[str] = []

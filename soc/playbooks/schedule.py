@@ -101,9 +101,7 @@ def service_runner(store: Any, settings: Any) -> PlaybookRunner:
     small thread pool (``playbooks.workers``) so a slow webhook never holds up detection.
     Invalid playbook files are logged and skipped; the others run."""
     from soc.playbooks.model import load_playbooks
-    from soc.playbooks.settings import PlaybookSettings
-
-    config = PlaybookSettings()
+    config = settings.playbooks
     playbooks, errors = load_playbooks(config.folder)
     for error in errors:
         log.error("playbook not loaded: %s", error)

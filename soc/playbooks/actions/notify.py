@@ -11,14 +11,12 @@ retried; other 4xx are not (another attempt cannot fix them).
 from __future__ import annotations
 
 import json
-import smtplib
 import ssl
 import urllib.error
 import urllib.request
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any
 
+from soc.mail import MailError, send_mail
 from soc.playbooks.actions._util import as_list, digest
 from soc.playbooks.registry import ActionContext, ActionError, action
 
@@ -62,45 +60,26 @@ def webhook(ctx: ActionContext, url: str, payload: Any = None, text: str | None 
 
 @action("notify.email")
 def email(ctx: ActionContext, subject: str, body: str, to: Any = None, cc: Any = None) -> dict[str, Any]:
-    """Send an e-mail through the configured SMTP server, subject prefixed (``[SOC]``)."""
-    smtp = ctx.runner.config.smtp
-    recipients = [str(a) for a in as_list(to)] or list(smtp.default_to)
+    """Send an e-mail through the configured SMTP server (``smtp:``), the subject prefixed with
+    ``playbooks.email_subject_prefix`` (``[SOC]``)."""
+    config, smtp = ctx.runner.config, ctx.runner.settings.smtp
+    recipients = [str(a) for a in as_list(to)] or list(config.email_to)
     copies = [str(a) for a in as_list(cc)]
     if not recipients:
-        raise ActionError("notify.email: no recipient (set 'to' or playbooks.smtp.default_to)", retryable=False)
-    prefix = smtp.subject_prefix.strip()
+        raise ActionError("notify.email: no recipient (set 'to' or playbooks.email_to)", retryable=False)
+    prefix = config.email_subject_prefix.strip()
     full_subject = subject if not prefix or subject.startswith(prefix) else f"{prefix} {subject}"
     if ctx.dry_run:
         return {"dry_run": True, "would": f"mail {full_subject!r} to {', '.join(recipients + copies)}"}
 
     def send() -> dict[str, Any]:
-        message = EmailMessage()
-        message["From"] = smtp.sender
-        message["To"] = ", ".join(recipients)
-        if copies:
-            message["Cc"] = ", ".join(copies)
-        message["Subject"] = full_subject
-        message["Date"] = formatdate(localtime=False)
-        domain = smtp.sender.rpartition("@")[2] or "localhost"
-        message["Message-ID"] = f"<{digest(ctx.key)}@{domain}>"
-        message.set_content(body)
+        sender = smtp.sender or "soc@localhost"
+        message_id = f"<{digest(ctx.key)}@{sender.rpartition('@')[2] or 'localhost'}>"
         try:
-            if smtp.ssl:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout)
-            else:
-                client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-            with client:
-                if smtp.starttls and not smtp.ssl:
-                    client.starttls()
-                if smtp.username:
-                    client.login(smtp.username, smtp.password or "")
-                refused = client.send_message(message, to_addrs=recipients + copies)
-        except smtplib.SMTPResponseException as error:
-            raise ActionError(f"SMTP {smtp.host}:{smtp.port}: {error.smtp_code} {error.smtp_error!r}",
-                              retryable=error.smtp_code >= 400 and error.smtp_code < 500) from None
-        except (smtplib.SMTPException, OSError) as error:
-            raise ActionError(f"SMTP {smtp.host}:{smtp.port}: {error}", retryable=True) from None
-        return {"to": recipients, "cc": copies, "subject": full_subject, "message_id": message["Message-ID"],
-                "refused": sorted(refused)}
+            receipt = send_mail(smtp, sender=sender, to=recipients, cc=copies, subject=full_subject,
+                                text=body, message_id=message_id)
+        except MailError as error:
+            raise ActionError(f"notify.email: {error}", retryable=error.retryable) from None
+        return {**receipt, "refused": sorted(receipt["refused"])}
 
     return ctx.once(f"email {full_subject}", send)
