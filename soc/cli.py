@@ -201,10 +201,10 @@ def rules_health(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     from rich.table import Table
 
     from soc.detect.scheduler import RULE_STATE
-    from soc.store import open_store
+    from soc.store import open_configured_store
 
     settings = load_settings()
-    store = open_store(settings.resolved_store_url)
+    store = open_configured_store(settings)
     docs = list(store.iter_all(RULE_STATE))
     if as_json:
         print(json.dumps([d.body for d in docs], ensure_ascii=False, indent=1))
@@ -231,10 +231,10 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """List recorded alerts, newest first."""
-    from soc.store import open_store
+    from soc.store import open_configured_store
 
     settings = load_settings()
-    store = open_store(settings.resolved_store_url)
+    store = open_configured_store(settings)
     where = {k: v for k, v in {"rule.id": rule, "agency": agency, "status": status}.items() if v}
     docs = store.find("alerts", where, time_field="first_seen" if since else None, start=since,
                       sort="first_seen", descending=True, limit=limit)
@@ -250,10 +250,10 @@ def alerts_list(
 def alerts_show(alert_id: Annotated[str, typer.Argument(help="Alert id (from `soc alerts list --json`).")],
                 events: Annotated[int, typer.Option(help="How many matched events to print.")] = 10) -> None:
     """Show one alert with its rule (title, author, references) and matched events."""
-    from soc.store import open_store
+    from soc.store import open_configured_store
 
     settings = load_settings()
-    store = open_store(settings.resolved_store_url)
+    store = open_configured_store(settings)
     doc = store.get("alerts", alert_id)
     if doc is None:
         _fail(f"no alert {alert_id!r}; `soc alerts list --json` shows the ids")

@@ -107,7 +107,7 @@ def detect(
     from soc.detect.rules import load_rules
     from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
     from soc.exceptions import ActiveExceptions
-    from soc.store import StoreError, open_store
+    from soc.store import StoreError, open_configured_store
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -116,12 +116,13 @@ def detect(
     url = store_url or settings.resolved_store_url
     options: dict[str, Any] = {}
     if not url.startswith("sqlite"):
-        options.update(prefix=index_prefix, retention_days=settings.retention_days,
-                       query_timeout=query_timeout if query_timeout is not None else d.query_timeout_seconds)
+        options["prefix"] = index_prefix
+        if query_timeout is not None:
+            options["query_timeout"] = query_timeout
         if replicas is not None:
             options["replicas"] = replicas
     try:
-        store = open_store(url, **options)
+        store = open_configured_store(settings, url, **options)
     except StoreError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

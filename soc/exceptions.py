@@ -507,7 +507,7 @@ def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
     (``soc hunt``); None when there is no store yet (nothing is created)."""
     from pathlib import Path
 
-    from soc.store import open_store
+    from soc.store import open_configured_store
     from soc.store.base import StoreError
     from soc.ui import console
 
@@ -515,7 +515,7 @@ def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
     if url.startswith("sqlite:") and not Path(settings.data_dir, "soc.db").exists() and not settings.store_url:
         return None
     try:
-        exceptions = ActiveExceptions(open_store(url))
+        exceptions = ActiveExceptions(open_configured_store(settings))
         exceptions.prepare()
     except (StoreError, OSError) as error:
         console(stderr=True).print(f"[yellow]warning:[/] exceptions NOT applied: cannot read them from {url}: {error}")

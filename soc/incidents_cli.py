@@ -66,10 +66,10 @@ def _fail(message: str) -> NoReturn:
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from soc.store import open_store
+    from soc.store import open_configured_store
 
     settings = load_settings()
-    return settings, open_store(settings.resolved_store_url)
+    return settings, open_configured_store(settings)
 
 
 def _service():  # type: ignore[no-untyped-def]

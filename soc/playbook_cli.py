@@ -39,14 +39,14 @@ def _runner(folder: Path | None = None, *, store_url: str | None = None,  # type
     from soc.config import load_settings
     from soc.playbooks.model import load_playbooks
     from soc.playbooks.runner import PlaybookRunner
-    from soc.store import open_store
+    from soc.store import open_configured_store
 
     settings = load_settings()
     config = settings.playbooks
     if folder is not None:
         config.folder = folder
     playbooks, errors = load_playbooks(config.folder)
-    store = open_store(store_url or settings.resolved_store_url)
+    store = open_configured_store(settings, store_url)
     runner = PlaybookRunner(store, playbooks, settings=settings, config=config, background=background)
     runner.errors = errors
     return runner

@@ -24,10 +24,10 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from soc.store import open_store
+    from soc.store import open_configured_store
 
     settings = load_settings()
-    return settings, open_store(settings.resolved_store_url)
+    return settings, open_configured_store(settings)
 
 
 @report_app.command("build")

@@ -45,7 +45,7 @@ from soc.ingest.sources.tail import FileTail
 from soc.model import Event
 from soc.playbooks.schedule import attach as attach_playbooks
 from soc.playbooks.schedule import service_runner as playbook_runner
-from soc.store import open_store
+from soc.store import open_configured_store
 from soc.store.base import Store
 from soc.ui import LEVEL_STYLE, console, show_time, zone_note
 
@@ -84,7 +84,7 @@ class Service:
         self.rule_dirs = rule_dirs
         self.console = console()
         self.out = out or self.console.print
-        self.store = open_store(settings.resolved_store_url)
+        self.store = open_configured_store(settings)
         self.sink = Sink(self.store)
         self.agencies: Agencies = load_agencies()
         self.sources: list[SourceDefinition] = load_sources()

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 from urllib.parse import urlsplit
 
 from soc.store.base import Conflict, Doc, Match, Store, StoreError, Window, WriteResult
@@ -15,7 +16,8 @@ STORES = {
     "elasticsearch": "soc.store.search:ElasticsearchStore",
 }
 
-__all__ = ["STORES", "Conflict", "Doc", "Match", "Store", "StoreError", "Window", "WriteResult", "open_store"]
+__all__ = ["STORES", "Conflict", "Doc", "Match", "Store", "StoreError", "Window", "WriteResult", "open_configured_store",
+           "open_store"]
 
 
 def open_store(url: str, **options: object) -> Store:
@@ -34,3 +36,13 @@ def open_store(url: str, **options: object) -> Store:
         options.setdefault("numeric_fields", default_catalog().numeric_fields)
         return cls(path or ":memory:", **options)
     return cls.from_url(url, **options)
+
+
+def open_configured_store(settings: Any, url: str | None = None, **options: object) -> Store:
+    """The store the settings name (``store_url``, else SQLite in the data dir; ``url``
+    overrides), opened with the settings' retention and detection query timeout."""
+    url = url or settings.resolved_store_url
+    if not url.startswith("sqlite"):
+        options.setdefault("retention_days", settings.retention_days)
+        options.setdefault("query_timeout", settings.detection.query_timeout_seconds)
+    return open_store(url, **options)
