@@ -81,6 +81,7 @@ class DetectionEngine:
         self.suppress = suppress
         self.clock = clock
         self._prefetched: dict[str, list[Match]] = {}
+        self._prefetched_points: dict[str, list[Point]] = {}  # the same, as points (shared by correlations)
         #: ``fresh_store``: the store held no alerts when this engine started and nothing else
         #: records alerts in it (a one-shot hunt). Alerts are then kept in memory as the store
         #: would hold them -- create-only by id, episodes merged into the latest alert of their
@@ -105,8 +106,12 @@ class DetectionEngine:
         if key in cache:
             return cache[key]
         if detection.kind == "event":
-            matches = self._matches(detection, window, fields, MAX_MATCHES)
-            points = [Point(m.ts, key, m.agency, m.fields, (m.id,)) for m in matches]
+            points = self._prefetched_points.get(key)  # (points and their lists are never modified)
+            if points is None:
+                matches = self._matches(detection, window, fields, MAX_MATCHES)
+                points = [Point(m.ts, key, m.agency, m.fields, (m.id,)) for m in matches]
+                if key in self._prefetched:
+                    self._prefetched_points[key] = points
         else:
             assert detection.correlation is not None
             inner = self._correlate(detection, window, cache)
@@ -170,6 +175,7 @@ class DetectionEngine:
             return results
         finally:
             self._prefetched.clear()
+            self._prefetched_points.clear()
 
     def _base_rules(self, detection: Detection) -> list[Detection]:
         if detection.kind == "event":
