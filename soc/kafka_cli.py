@@ -60,6 +60,9 @@ def _logging(verbose: bool) -> None:
 def _config(**overrides: object):  # type: ignore[no-untyped-def]
     from soc.kafka.worker import WorkerConfig
 
+    if overrides.get("invalid_utf8") not in (None, "dead-letter", "store"):
+        typer.echo("error: --invalid-utf8 must be 'dead-letter' or 'store'", err=True)
+        raise typer.Exit(2)
     settings = load_settings()
     topic = overrides.pop("topic", None)
     config = WorkerConfig.from_settings(settings, **overrides)
