@@ -162,3 +162,13 @@ def test_prefiltered_scan_matches_rule_by_rule(sigma_ruleset: RuleSet, tmp_path:
         finder = literal_finder(keyword_requirement(rule.where) or ())
         assert all(finder.search(fold_ascii(m.fields["message"])) for m in alone), rule.info.title
     assert matched > len(rules) // 2  # the built lines do exercise the rules
+
+
+def test_file_event_ids_are_file_event_id() -> None:
+    from soc.ingest.sources.files import _file_event_ids
+    from soc.model import file_event_id
+
+    for path in ("/var/log/auth.log", "/tmp/ünï cödé#3.1", ""):
+        ids = _file_event_ids(path)
+        for offset in (0, 1, 123456789, 2**40):
+            assert ids(offset) == file_event_id(path, offset)

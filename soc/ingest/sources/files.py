@@ -37,10 +37,11 @@ Not supported: non-regular files (FIFOs, devices would block; :class:`SourceErro
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -61,7 +62,7 @@ from soc.ingest.sources.base import (
     mark_truncated,
 )
 from soc.ingest.sources.lines import LineSplitter
-from soc.model import file_event_id, now_utc, record_event_id
+from soc.model import now_utc, record_event_id
 
 CHUNK_BYTES = 1 * MiB
 SNIFF_BYTES = 4096
@@ -142,6 +143,7 @@ def _line_batches(
     counters: SourceCounters,
 ) -> Iterator[Batch]:
     splitter = LineSplitter(start, max_line)
+    event_id = _file_event_ids(id_path)
     batch = Batch(key=real, position=start)
     size = 0
     with _open(real, is_gzip) as fh:
@@ -169,7 +171,7 @@ def _line_batches(
             received = now_utc()
             for line in lines:
                 if line.raw:
-                    batch.append(_line_record(real, id_path, line.offset, line.raw,
+                    batch.append(_line_record(real, event_id, line.offset, line.raw,
                                               line.size if line.truncated else 0, received,
                                               counters))
                     size += len(line.raw)
@@ -188,15 +190,30 @@ def _line_batches(
         yield batch
 
 
+def _file_event_ids(id_path: str) -> Callable[[int], str]:
+    """``offset -> file_event_id(id_path, offset)``, hashing the part common to the file once
+    (the digest is over the concatenated parts, so a copy of the hash state fed the common
+    prefix gives the same id; a test checks)."""
+    base = hashlib.blake2b(digest_size=16)
+    base.update(b"file\x1f" + id_path.encode("utf-8", "surrogatepass") + b"\x1f")
+
+    def event_id(offset: int) -> str:
+        digest = base.copy()
+        digest.update(b"%d\x1f" % offset)
+        return digest.hexdigest()
+
+    return event_id
+
+
 def _line_record(
-    real: str, id_path: str, offset: int, raw: bytes, truncated_from: int, received: datetime,
-    counters: SourceCounters,
+    real: str, event_id: Callable[[int], str], offset: int, raw: bytes, truncated_from: int,
+    received: datetime, counters: SourceCounters,
 ) -> Record:
     origin = f"{real}:{offset}"
     if truncated_from:
         counters.truncate("line_too_long")
         origin = mark_truncated(origin, len(raw), truncated_from)
-    return Record(raw, file_event_id(id_path, offset), received, origin)
+    return Record(raw, event_id(offset), received, origin)
 
 
 class _NotAJsonArray(Exception):
