@@ -236,9 +236,9 @@ def keyword_requirement(where: str, column: str = "message") -> frozenset[str] |
     return need if pos == len(tokens) else None
 
 
-#: characters from the most to the least common in log lines (a rough static ranking); a
-#: character not listed counts as rare
-_COMMON = " etaoinsrhldcu.0m1:2p-3f/g4y5w6b7v89k=[]x_qjz,\"'()"
+#: characters from the most to the least common in (lowercased) log lines, as counted over the
+#: loghub and elastic-examples samples; a character not listed counts as rarest
+_COMMON = " soe10r2i:ntdau-c47p5hm38.l[]6f9=_b()xywk/vjg;z\"$q>',!\\+@*#&"
 _RANK = {c: len(_COMMON) - i for i, c in enumerate(_COMMON)}
 
 
