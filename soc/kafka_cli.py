@@ -57,6 +57,14 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
+def _kafka_unreachable() -> tuple[type[Exception], ...]:
+    """What kafka-python raises when no broker answers (3.x: a bootstrap timeout)."""
+    from kafka import errors
+
+    return tuple(getattr(errors, name) for name in ("NoBrokersAvailable", "KafkaTimeoutError",
+                                                     "KafkaConnectionError") if hasattr(errors, name))
+
+
 def _config(**overrides: object):  # type: ignore[no-untyped-def]
     from soc.kafka.worker import WorkerConfig
 
@@ -127,7 +135,12 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    metrics = ingest.run(until_idle=until_idle)
+    try:
+        metrics = ingest.run(until_idle=until_idle)
+    except _kafka_unreachable() as error:
+        typer.echo(f"error: Kafka at {config.bootstrap} is unreachable ({error}): check --bootstrap and that the "
+                   "brokers run", err=True)
+        raise typer.Exit(2) from error
     typer.echo(json.dumps(metrics.snapshot()))
 
 
@@ -158,9 +171,13 @@ def relay(
     if not udp_addr and not tcp_addr:
         typer.echo("error: give --udp and/or --tcp", err=True)
         raise typer.Exit(2)
-    r = SyslogRelay(bootstrap or settings.kafka.bootstrap, topic or settings.kafka.topic, udp=udp_addr or None,
-                    tcp=tcp_addr or None, source_name=source,
-                    max_frame_bytes=4 * settings.syslog.max_message_bytes)
+    servers = bootstrap or settings.kafka.bootstrap
+    try:
+        r = SyslogRelay(servers, topic or settings.kafka.topic, udp=udp_addr or None, tcp=tcp_addr or None,
+                        source_name=source, max_frame_bytes=4 * settings.syslog.max_message_bytes)
+    except _kafka_unreachable() as error:
+        typer.echo(f"error: Kafka at {servers} is unreachable ({error}): check --bootstrap", err=True)
+        raise typer.Exit(2) from error
     try:
         r.start()
     except OSError as error:
