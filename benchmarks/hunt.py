@@ -58,8 +58,9 @@ def syslog_rules(sigma: Path) -> list[Path]:
 
 
 def build_input(target: Path, events: int) -> int:
-    # blank lines are skipped by ingest (not events): leave them out so N lines are N events
-    lines = [line for path in INPUTS for line in path.read_bytes().splitlines(keepends=True) if line.strip()]
+    # records are split at LF only (a CR inside a line is content); blank ones are no events:
+    # leave them out, so that N lines are N events
+    lines = [line + b"\n" for path in INPUTS for line in path.read_bytes().split(b"\n") if line.strip()]
     with target.open("wb") as out:
         for line in itertools.islice(itertools.cycle(lines), events):
             out.write(line)
