@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from soc import detect_cli, incidents_cli, kafka_cli, playbook_cli, report_cli, rules_test_cli
 from soc.config import content_dir, load_settings
 from soc.ui import alerts_table, console, show_time, zone_note
 
@@ -33,13 +34,13 @@ devstack_app = typer.Typer(
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(devstack_app, name="devstack")
-app.add_typer(__import__("soc.kafka_cli", fromlist=["app"]).app, name="kafka")
-app.command("detect")(__import__("soc.detect_cli", fromlist=["detect"]).detect)  # soc detect: scheduler process
-rules_app.command("test")(__import__("soc.rules_test_cli", fromlist=["rules_test"]).rules_test)  # soc rules test
-app.add_typer(__import__("soc.incidents_cli", fromlist=["incidents_app"]).incidents_app, name="incidents")
-app.add_typer(__import__("soc.incidents_cli", fromlist=["exceptions_app"]).exceptions_app, name="exceptions")
-app.add_typer(__import__("soc.playbook_cli", fromlist=["app"]).app, name="playbook")
-app.add_typer(__import__("soc.report_cli", fromlist=["report_app"]).report_app, name="report")
+app.add_typer(kafka_cli.app, name="kafka")
+app.add_typer(incidents_cli.incidents_app, name="incidents")
+app.add_typer(incidents_cli.exceptions_app, name="exceptions")
+app.add_typer(playbook_cli.app, name="playbook")
+app.add_typer(report_cli.report_app, name="report")
+app.command("detect")(detect_cli.detect)
+rules_app.command("test")(rules_test_cli.rules_test)
 
 RulesOption = Annotated[
     list[Path] | None,
@@ -80,6 +81,7 @@ def hunt(
 
         soc hunt /var/log/auth.log --rules detections --rules ../sigma/rules
     """
+    from soc.exceptions import active_exceptions_for
     from soc.hunt import HuntError, run_hunt
     from soc.ui import LEVEL_ORDER
 
@@ -90,7 +92,7 @@ def hunt(
     try:
         result = run_hunt(paths, _rule_dirs(rules), fmt=fmt, timezone=zone_name, agency=agency,
                           progress=progress and output == "table" or progress and sys.stderr.isatty(),
-                          exceptions=__import__("soc.exceptions", fromlist=["x"]).active_exceptions_for(settings))
+                          exceptions=active_exceptions_for(settings))
     except HuntError as error:
         _fail(str(error))
         return
