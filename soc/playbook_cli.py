@@ -314,9 +314,11 @@ def worker(
 
     Every sweep period (playbooks.sweep_seconds) it offers newly detected alerts to the
     playbooks, resumes runs whose process stopped and continues waiting runs that are due;
-    scheduled playbooks run on their cron. Any number of workers may run: run ids, alert claims
-    and leases make every trigger run once. `soc run` does all this itself; this command is for
-    deployments where detection runs in separate `soc detect` processes.
+    scheduled playbooks run on their cron, and so do the periodic national summaries and the
+    report outbox (reporting.schedule). Any number of workers may run: run ids, alert claims,
+    report numbers and outbox leases make every trigger run and every report go out once.
+    `soc run` does all this itself; this command is for deployments where detection runs in
+    separate `soc detect` processes.
     """
     import logging
     import signal
@@ -324,6 +326,7 @@ def worker(
 
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from soc.export.schedule import register_report_jobs
     from soc.playbooks.schedule import attach
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -332,6 +335,7 @@ def worker(
         console(stderr=True).print(f"[yellow]playbook not loaded:[/] {error}")
     scheduler = BackgroundScheduler(timezone="UTC")
     jobs = attach(runner, scheduler, poll_alerts=True)
+    jobs += register_report_jobs(scheduler, runner.store, runner.settings)
     scheduler.start()
     console().print(f"playbook worker {runner.owner}: {len(runner.playbooks)} playbooks, jobs {', '.join(jobs)}; "
                     "Ctrl-C to stop")

@@ -29,6 +29,7 @@ from soc.detect.engine import DetectionEngine, RunResult
 from soc.detect.rules import load_rules
 from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
 from soc.exceptions import ActiveExceptions
+from soc.export.schedule import register_report_jobs
 from soc.ingest.deadletter import DeadLetterFile
 from soc.ingest.pipeline import IngestPipeline
 from soc.ingest.reader import FileIngestor, file_format
@@ -265,8 +266,7 @@ def run_service(settings: Settings, rule_dirs: list[Path], *, once: bool = False
     service.scheduler.start()
     service.scheduler.scheduler.add_job(service.purge, "interval", hours=6, id="retention")
     attach_playbooks(service.playbooks, service.scheduler.scheduler)  # scheduled playbooks, recovery sweep
-    __import__("soc.export.schedule", fromlist=["register_report_jobs"]).register_report_jobs(
-        service.scheduler.scheduler, service.store, settings)  # periodic national summaries, report outbox
+    register_report_jobs(service.scheduler.scheduler, service.store, settings)  # national summaries, outbox
     service.out("running; Ctrl-C to stop")
     stop = threading.Event()
 
