@@ -79,6 +79,7 @@ _SD_ELEMENT = re.compile(r'\[([^\s=\]"]+)((?:\s+[^\s=\]"]+="[^"\\]*(?:\\.[^"\\]*
 _SD_PARAM = re.compile(r'([^\s=\]"]+)="([^"\\]*(?:\\.[^"\\]*)*)"')
 _SD_UNESCAPE = re.compile(r'\\([\\"\]])')
 _WEB_PROGRAMS = frozenset({"nginx", "apache", "apache2", "httpd", "apache-access", "nginx-access", "apache-error", "nginx-error"})
+_EMBED_FIRST = frozenset("{L<:")  # first characters some payload test below looks at
 _CISCO_IN_MSG = re.compile(r"(?:^|[\s:])(%[A-Z][A-Z0-9_]*(?:-[A-Z0-9_]+)?-[0-7]-[A-Z0-9_]+(?::|\s|$))")
 
 
@@ -244,23 +245,33 @@ _FAST = re.compile(
 
 
 def _fast(line: str) -> Parsed | None:
-    """The common case in one regex: ``Mmm dd hh:mm:ss host tag[pid]: msg`` with a
-    timestamp seen before (cached). None sends the line down the general path."""
+    """The common case in one regex: ``Mmm dd hh:mm:ss host tag[pid]: msg``. A stamp not seen
+    before is read here from its fixed positions (what :data:`_BSD_TS` gives for this form);
+    None sends the line down the general path (unknown month, impossible date, ``<``...)."""
     m = _FAST.match(line)
     if m is None:
         return None
     stamp, host, tag, pid, msg = m.groups()
-    ts = _BSD_CACHE.get(stamp)
-    if ts is None or msg[:1] == "<":
+    if msg[:1] == "<":
         return None
+    ts = _BSD_CACHE.get(stamp)
+    if ts is None:
+        month = MONTHS.get(stamp[:3])
+        if month is None:
+            return None
+        try:
+            ts = datetime(PROVISIONAL_YEAR, month, int(stamp[4:6]), int(stamp[7:9]), int(stamp[10:12]), int(stamp[13:15]))
+        except ValueError:
+            return None
+        if len(_BSD_CACHE) >= 4096:
+            _BSD_CACHE.clear()
+        _BSD_CACHE[stamp] = ts
     fields: dict[str, Any] = {"soc.parse.parser": "syslog", "host.name": host}
     if host[:1].isdigit() or ":" in host:
         ip = as_ip(host)
         if ip is not None:
             fields["host.ip"] = ip
-    h = _Header()
-    h.found, h.ts, h.year_missing, h.raw_time = True, ts, True, stamp
-    return _finish(line, msg, _set_tag(fields, tag, pid), fields, h)
+    return _finish(line, msg, _set_tag(fields, tag, pid), fields, ts, stamp, True, True, False)
 
 
 def parse(line: str, _depth: int = 0) -> Parsed:  # noqa: C901  (one pass over the header forms)
@@ -316,7 +327,7 @@ def parse(line: str, _depth: int = 0) -> Parsed:  # noqa: C901  (one pass over t
                 msg = line[pos:]
         if h.found and _depth == 0 and msg and (program is None or msg[:1] == "<") and _looks_like_header(msg):
             return _relayed(msg, fields, h)
-    return _finish(line, msg, program, fields, h)
+    return _finish(line, msg, program, fields, h.ts, h.raw_time, h.year_missing, h.found, h.bad_time)
 
 
 def _looks_like_header(msg: str) -> bool:
@@ -346,7 +357,8 @@ def _relayed(msg: str, outer: dict[str, Any], h: _Header) -> Parsed:
     return inner
 
 
-def _finish(line: str, msg: str | None, program: str | None, fields: dict[str, Any], h: _Header) -> Parsed:
+def _finish(line: str, msg: str | None, program: str | None, fields: dict[str, Any], ts: datetime | None,
+            raw_time: str | None, year_missing: bool, found: bool, bad_time: bool) -> Parsed:
     msg = msg if msg is not None else line
     fields["message"] = msg
     body = msg
@@ -360,7 +372,7 @@ def _finish(line: str, msg: str | None, program: str | None, fields: dict[str, A
         if m:
             fields["log.syslog.repeat_count"] = int(m.group(1))
             body = m.group(2)
-    parsed = Parsed(fields=fields, timestamp=h.ts, raw_time=h.raw_time, year_missing=h.year_missing)
+    parsed = Parsed(fields, ts, raw_time, year_missing)
     embedded = _embedded(body, program)
     if embedded is not None and embedded.status == FAILED:
         parsed.degrade(PARTIAL, f"embedded payload not understood: {embedded.error}")
@@ -379,16 +391,20 @@ def _finish(line: str, msg: str | None, program: str | None, fields: dict[str, A
                 _merge(parsed, payload)
         if "event.dataset" not in fields:
             fields["event.dataset"] = dataset_for_program(program)
-    if not h.found and parsed.status == PARSED and "cisco.mnemonic" not in parsed.fields and "+" not in parsed.fields.get("soc.parse.parser", ""):
+    if not found and parsed.status == PARSED and "cisco.mnemonic" not in parsed.fields and "+" not in parsed.fields.get("soc.parse.parser", ""):
         parsed.degrade(PARTIAL, "no syslog header (no <PRI> or timestamp): stored as message only")
-    if h.bad_time:
-        parsed.degrade(PARTIAL, f"invalid timestamp {h.raw_time!r}: receive time used")
+    if bad_time:
+        parsed.degrade(PARTIAL, f"invalid timestamp {raw_time!r}: receive time used")
     return parsed
 
 
 def _embedded(body: str, program: str | None) -> Parsed | None:
     """Parse a payload format inside the MSG, or None when the MSG is plain text."""
     c = body[:1]
+    if c not in _EMBED_FIRST and not c.isdigit() and program not in _WEB_PROGRAMS:
+        head = body[:120]  # every test below looks within the first 120 characters
+        if "CEF:" not in head and "audit(" not in head and "%" not in head:
+            return None
     if c == "{":
         return json_parser.parse(body.rstrip())
     if "CEF:" in body[:80]:
