@@ -231,27 +231,114 @@ def _apply_time(event: Event, parsed: Parsed, received_utc: datetime, received_l
     return ts.replace(tzinfo=None) - offset if offset else ts.replace(tzinfo=None)
 
 
+_TIME_CACHE: tuple[datetime | None, tzinfo | None, timedelta | None, dict[tuple[datetime, str | None, bool], tuple[dict[str, object], bool]]] = (None, None, None, {})
+
+
+def _cached_time(parsed: Parsed, ts: datetime, received: datetime, ctx: SourceContext) -> tuple[dict[str, object], bool] | None:
+    """The time fields (``soc.time.*``, ``event.timezone``, ``@timestamp``, ``event.created``, in
+    the order :func:`normalize` sets them) and the future flag of a naive event time, cached per
+    (time, raw text, year missing) for one receive time, zone and skew: they depend on nothing
+    else, and the lines of a batch share one receive time and often one stamp. None when the
+    time cannot be applied (the caller's general path reports why)."""
+    global _TIME_CACHE
+    zone = ctx.zone
+    skew = ctx.max_future_skew
+    cache = _TIME_CACHE
+    if cache[0] is not received or cache[1] is not zone or cache[2] is not skew:
+        cache = (received, zone, skew, {})
+        _TIME_CACHE = cache  # one tuple, replaced atomically: safe under threads
+    entries = cache[3]
+    key = (ts, parsed.raw_time, parsed.year_missing)
+    hit = entries.get(key)
+    if hit is not None:
+        return hit
+    received_utc, created, received_local = _received(received, zone)
+    fields: dict[str, object] = {}
+    try:
+        when = _apply_time(fields, parsed, received_utc, received_local, ctx)
+        fields["@timestamp"] = format_utc(when)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return None
+    fields["event.created"] = created
+    hit = (fields, when - received_utc > skew)
+    if len(entries) >= _CACHE_MAX:
+        entries.clear()
+    entries[key] = hit
+    return hit
+
+
+_RECEIVED_STATE: tuple[datetime | None, tzinfo | None, datetime, str, int, int] = (None, None, datetime.min, "", 0, 0)
+#: (naive time, raw text, year missing, zone, receive year, receive month) -> (time fields without
+#: ``event.created``, naive UTC event time), for times whose fields depend on the receive time
+#: only through its year and month in the zone (a year in the line, or a year-less stamp in an
+#: earlier month of the receive year); False: look in the per-receive-time cache instead
+_STABLE_TIMES: dict[tuple[datetime, str | None, bool, tzinfo, int, int], tuple[dict[str, object], datetime] | bool] = {}
+
+
+def _received_state(received: datetime, zone: tzinfo) -> tuple[datetime | None, tzinfo | None, datetime, str, int, int]:
+    global _RECEIVED_STATE
+    utc, created, local = _received(received, zone)
+    state = (received, zone, utc, created, local.year, local.month)
+    _RECEIVED_STATE = state  # one tuple, replaced atomically: safe under threads
+    return state
+
+
+def _stable_time(parsed: Parsed, ts: datetime, key: tuple[datetime, str | None, bool, tzinfo, int, int],
+                 state: tuple[datetime | None, tzinfo | None, datetime, str, int, int],
+                 ctx: SourceContext) -> tuple[dict[str, object], datetime] | bool:
+    """Compute and remember a :data:`_STABLE_TIMES` entry."""
+    year, month = state[4], state[5]
+    stable = not parsed.year_missing or (ts.month < month and not (ts.month == 1 and month == 12)
+                                         and (ts.month != 2 or ts.day != 29 or _is_leap(year)))
+    entry: tuple[dict[str, object], datetime] | bool = False
+    if stable:
+        received_utc, _created, received_local = _received(state[0], state[1])  # type: ignore[arg-type]
+        fields: dict[str, object] = {}
+        try:
+            when = _apply_time(fields, parsed, received_utc, received_local, ctx)
+            fields["@timestamp"] = format_utc(when)
+            entry = (fields, when)
+        except (ValueError, OverflowError, OSError, TypeError):
+            return False  # reported by the general path, not cached
+    if len(_STABLE_TIMES) >= _CACHE_MAX:
+        _STABLE_TIMES.clear()
+    _STABLE_TIMES[key] = entry
+    return entry
+
+
 def normalize(parsed: Parsed, raw_text: str, record: Record, ctx: SourceContext, decode_flags: int = 0) -> Event:
     """The stored event for one record. Never raises for any ``Parsed`` a parser returns."""
     event: Event = parsed.fields
-    received_utc, created, received_local = _received(record.received, ctx.zone)
     tags: list[str] = []
-    try:
-        when = _apply_time(event, parsed, received_utc, received_local, ctx)
-        stamp = format_utc(when)
-    except (ValueError, OverflowError, OSError, TypeError) as exc:
-        when = received_utc
-        stamp = created
-        event["soc.time.zone"] = "received"
-        event["soc.time.year"] = "received"
-        event["soc.time.error"] = f"{type(exc).__name__}: {exc}"
-        tags.append("_time_invalid")
-    event["@timestamp"] = stamp
-    event["event.created"] = created
-    if when - received_utc > ctx.max_future_skew:
-        event["soc.time.future"] = True
-        tags.append("_time_future")
-
+    ts = parsed.timestamp
+    if ts is not None and ts.tzinfo is None and not ts.fold:
+        received = record.received
+        zone = ctx.zone
+        state = _RECEIVED_STATE
+        if state[0] is not received or state[1] is not zone:
+            state = _received_state(received, zone)
+        key = (ts, parsed.raw_time, parsed.year_missing, zone, state[4], state[5])
+        stable = _STABLE_TIMES.get(key)
+        if stable is None:
+            stable = _stable_time(parsed, ts, key, state, ctx)
+        if stable:
+            fields, when = stable  # type: ignore[misc]
+            event.update(fields)
+            event["event.created"] = state[3]
+            if when - state[2] > ctx.max_future_skew:
+                event["soc.time.future"] = True
+                tags.append("_time_future")
+        else:
+            hit = _cached_time(parsed, ts, received, ctx)
+            if hit is not None:
+                event.update(hit[0])
+                if hit[1]:
+                    event["soc.time.future"] = True
+                    tags.append("_time_future")
+            else:
+                _uncached_time(event, parsed, record, ctx, tags)
+    else:
+        _uncached_time(event, parsed, record, ctx, tags)
     event["_id"] = record.event_id
     event["event.original"] = raw_text
     event["event.dataset"] = ctx.dataset or event.get("event.dataset") or "generic.text"
@@ -267,13 +354,17 @@ def normalize(parsed: Parsed, raw_text: str, record: Record, ctx: SourceContext,
         tags.append("_parse_failed")
         event.setdefault("message", raw_text)
     event["soc.source"] = ctx.source
-    agency_id, agency_name = ctx.agency(record.peer)
+    peer = record.peer
+    if ctx.agency_resolver is not None and peer:
+        agency_id, agency_name = ctx.agency(peer)
+    else:
+        agency_id, agency_name = ctx.agency_id, ctx.agency_name
     if agency_id is not None:
         event["organization.id"] = agency_id
     if agency_name is not None:
         event["organization.name"] = agency_name
-    if record.peer:
-        event["log.source.address"] = record.peer
+    if peer:
+        event["log.source.address"] = peer
     if decode_flags & INVALID_UTF8:
         event["soc.decode.error"] = True
         event["soc.raw_b64"] = base64.b64encode(record.raw).decode("ascii")
@@ -281,3 +372,23 @@ def normalize(parsed: Parsed, raw_text: str, record: Record, ctx: SourceContext,
     if tags:
         event["tags"] = tags
     return event
+
+
+def _uncached_time(event: Event, parsed: Parsed, record: Record, ctx: SourceContext, tags: list[str]) -> None:
+    """The time fields of an event whose time is not cached (see :func:`_cached_time`)."""
+    received_utc, created, received_local = _received(record.received, ctx.zone)
+    try:
+        when = _apply_time(event, parsed, received_utc, received_local, ctx)
+        stamp = format_utc(when)
+    except (ValueError, OverflowError, OSError, TypeError) as exc:
+        when = received_utc
+        stamp = created
+        event["soc.time.zone"] = "received"
+        event["soc.time.year"] = "received"
+        event["soc.time.error"] = f"{type(exc).__name__}: {exc}"
+        tags.append("_time_invalid")
+    event["@timestamp"] = stamp
+    event["event.created"] = created
+    if when - received_utc > ctx.max_future_skew:
+        event["soc.time.future"] = True
+        tags.append("_time_future")
