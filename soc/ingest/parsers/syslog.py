@@ -244,6 +244,10 @@ _FAST = re.compile(
 )
 
 
+#: (host, tag, pid) -> (the header fields, program, its dataset): a host's daemons write many lines
+_HEADER_CACHE: dict[tuple[str, str, str | None], tuple[dict[str, Any], str, str]] = {}
+
+
 def _fast(line: str) -> Parsed | None:
     """The common case in one regex: ``Mmm dd hh:mm:ss host tag[pid]: msg``. A stamp not seen
     before is read here from its fixed positions (what :data:`_BSD_TS` gives for this form);
@@ -266,12 +270,20 @@ def _fast(line: str) -> Parsed | None:
         if len(_BSD_CACHE) >= 4096:
             _BSD_CACHE.clear()
         _BSD_CACHE[stamp] = ts
-    fields: dict[str, Any] = {"soc.parse.parser": "syslog", "host.name": host}
-    if host[:1].isdigit() or ":" in host:
-        ip = as_ip(host)
-        if ip is not None:
-            fields["host.ip"] = ip
-    return _finish(line, msg, _set_tag(fields, tag, pid), fields, ts, stamp, True, True, False)
+    key = (host, tag, pid)
+    header = _HEADER_CACHE.get(key)
+    if header is None:
+        fields: dict[str, Any] = {"soc.parse.parser": "syslog", "host.name": host}
+        if host[:1].isdigit() or ":" in host:
+            ip = as_ip(host)
+            if ip is not None:
+                fields["host.ip"] = ip
+        program = _set_tag(fields, tag, pid)
+        header = (fields, program, dataset_for_program(program))
+        if len(_HEADER_CACHE) >= 4096:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[key] = header
+    return _finish(line, msg, header[1], header[0].copy(), ts, stamp, True, True, False, header[2])
 
 
 def parse(line: str, _depth: int = 0) -> Parsed:  # noqa: C901  (one pass over the header forms)
@@ -358,7 +370,7 @@ def _relayed(msg: str, outer: dict[str, Any], h: _Header) -> Parsed:
 
 
 def _finish(line: str, msg: str | None, program: str | None, fields: dict[str, Any], ts: datetime | None,
-            raw_time: str | None, year_missing: bool, found: bool, bad_time: bool) -> Parsed:
+            raw_time: str | None, year_missing: bool, found: bool, bad_time: bool, dataset: str | None = None) -> Parsed:
     msg = msg if msg is not None else line
     fields["message"] = msg
     body = msg
@@ -385,12 +397,12 @@ def _finish(line: str, msg: str | None, program: str | None, fields: dict[str, A
             legacy = windows.parse_winevtlog_legacy(body)
             if legacy is not None:
                 _merge(parsed, legacy)
-        elif not known and "=" in body and dataset_for_program(program) == DEFAULT_DATASET and looks_like_kv(body):
+        elif not known and "=" in body and (dataset or dataset_for_program(program)) == DEFAULT_DATASET and looks_like_kv(body):
             payload = kv.parse_text(body, embedded=True)
             if payload is not None:
                 _merge(parsed, payload)
         if "event.dataset" not in fields:
-            fields["event.dataset"] = dataset_for_program(program)
+            fields["event.dataset"] = dataset or dataset_for_program(program)
     if not found and parsed.status == PARSED and "cisco.mnemonic" not in parsed.fields and "+" not in parsed.fields.get("soc.parse.parser", ""):
         parsed.degrade(PARTIAL, "no syslog header (no <PRI> or timestamp): stored as message only")
     if bad_time:
