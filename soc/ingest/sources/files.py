@@ -169,20 +169,25 @@ def _line_batches(
                 last = splitter.flush()
                 lines = [last] if last is not None else []
             received = now_utc()
-            for line in lines:
-                if line.raw:
-                    batch.append(_line_record(real, event_id, line.offset, line.raw,
-                                              line.size if line.truncated else 0, received,
-                                              counters))
-                    size += len(line.raw)
+            append = batch.append
+            for offset, raw, line_size, end, truncated in lines:
+                if raw:
+                    if truncated:
+                        append(_line_record(real, event_id, offset, raw, line_size, received, counters))
+                    else:  # _line_record inlined: the common case
+                        append(Record(raw, event_id(offset), received, f"{real}:{offset}"))
+                    size += len(raw)
                 else:
                     counters.drop("empty_line")
-                batch.position = line.end
-                if len(batch) >= batch_size or size >= batch_bytes:
+                if size >= batch_bytes or len(batch) >= batch_size:
+                    batch.position = end
                     counters.received += len(batch)
                     yield batch
-                    batch = Batch(key=real, position=line.end)
+                    batch = Batch(key=real, position=end)
+                    append = batch.append
                     size = 0
+            if lines:
+                batch.position = lines[-1].end
             if not chunk:
                 break
     if batch:
