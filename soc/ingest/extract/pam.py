@@ -45,15 +45,27 @@ def extract(message: str, fields: dict[str, Any]) -> bool:
 
 _STANDARD_ITEMS = re.compile(r".*?logname=(\S*) uid=(\S*) euid=(\S*) tty=(\S*) ruser=(\S*) rhost=(\S*)(?:\s+user=(\S*))?")
 _STANDARD_KEYS = ("logname", "uid", "euid", "tty", "ruser", "rhost", "user")
+_FIELD_NAMES = tuple("pam." + key for key in _STANDARD_KEYS)
 
 
 def _items(body: str, fields: dict[str, Any]) -> dict[str, str]:
     m = _STANDARD_ITEMS.match(body)  # pam_unix's fixed layout: one match instead of findall
-    items = dict(zip(_STANDARD_KEYS, m.groups(""), strict=True)) if m else dict(_ITEMS.findall(body))
-    for key in ("logname", "uid", "euid", "tty", "ruser", "rhost", "user"):
+    if m:
+        values = m.groups("")
+        items = dict(zip(_STANDARD_KEYS, values, strict=True))
+        for name, value in zip(_FIELD_NAMES, values, strict=True):
+            if value and value not in EMPTY_VALUES:
+                fields[name] = value
+        return _rhost(items, fields)
+    items = dict(_ITEMS.findall(body))
+    for key, name in zip(_STANDARD_KEYS, _FIELD_NAMES, strict=True):
         value = items.get(key)
         if value and value not in EMPTY_VALUES:
-            fields["pam." + key] = value
+            fields[name] = value
+    return _rhost(items, fields)
+
+
+def _rhost(items: dict[str, str], fields: dict[str, Any]) -> dict[str, str]:
     rhost = items.get("rhost")
     if rhost:
         set_address(fields, "source", rhost)

@@ -53,7 +53,12 @@ _ANY_FROM = re.compile(r"(?:from|with|by|host) (\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA
 def _peer(fields: dict[str, Any], host: str | None, port: str | None = None) -> None:
     set_address(fields, "source", host)
     if port:
-        p = to_port(port)
+        if port.isdecimal() and len(port) <= 5:  # what to_port() gives for the usual digits
+            p: int | None = int(port)
+            if p > 65535:  # type: ignore[operator]
+                p = None
+        else:
+            p = to_port(port)
         if p is not None:
             fields["source.port"] = p
 

@@ -65,12 +65,18 @@ def set_address(fields: dict[str, Any], prefix: str, value: str | None) -> bool:
         return False
     ip = as_ip(value)
     if ip is not None:
-        fields[prefix + ".ip"] = ip
+        key = _IP_KEYS.get(prefix)
+        if key is None:
+            key = _IP_KEYS[prefix] = prefix + ".ip"
+        fields[key] = ip
         return True
     fields[prefix + ".address"] = value
     if prefix != "host" and _DOMAIN.fullmatch(value):
         fields[prefix + ".domain"] = value.rstrip(".")
     return False
+
+
+_IP_KEYS: dict[str, str] = {}  # prefix -> "<prefix>.ip" (a handful of prefixes)
 
 
 def to_int(value: Any) -> int | None:

@@ -374,18 +374,25 @@ def _finish(line: str, msg: str | None, program: str | None, fields: dict[str, A
     msg = msg if msg is not None else line
     fields["message"] = msg
     body = msg
-    if body[:4] == "[ID ":
+    c = body[:1]
+    if c == "[" and body[:4] == "[ID ":
         m = _SOLARIS_ID.match(body)
         if m:
             fields["log.syslog.msgid"] = m.group(1)
             body = body[m.end():]
-    elif body[:17] == "message repeated ":
+            c = body[:1]
+    elif c == "m" and body[:17] == "message repeated ":
         m = _REPEATED.match(body)
         if m:
             fields["log.syslog.repeat_count"] = int(m.group(1))
             body = m.group(2)
+            c = body[:1]
     parsed = Parsed(fields, ts, raw_time, year_missing)
-    embedded = _embedded(body, program)
+    if c in _EMBED_FIRST or c.isdigit() or program in _WEB_PROGRAMS:
+        embedded = _embedded(body, program)
+    else:  # _embedded's own pre-filter, inlined: most lines carry no payload
+        head = body[:120]
+        embedded = _embedded(body, program) if "CEF:" in head or "audit(" in head or "%" in head else None
     if embedded is not None and embedded.status == FAILED:
         parsed.degrade(PARTIAL, f"embedded payload not understood: {embedded.error}")
         embedded = None
