@@ -1,12 +1,13 @@
 """Shared test fixtures.
 
-Real external data is read from ``../shared/data`` (see its README); tests that need it skip with a
-clear message only when that folder is absent. Real servers (Kafka, OpenSearch) come from the
+Real external data is read from ``../shared/data`` (see its README; ``SOC_SHARED_DATA`` names
+another folder); tests that need it skip with a clear message only when that folder is absent. Real servers (Kafka, OpenSearch) come from the
 ``tests/servers.py`` plugin, started once per session.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 pytest_plugins = ["tests.servers"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
+SHARED_DATA = Path(os.environ.get("SOC_SHARED_DATA") or ROOT.parent / "shared" / "data").resolve()
 
 
 def shared(*parts: str) -> Path:
