@@ -33,6 +33,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -111,6 +112,19 @@ def batches(docs: list[tuple[str, str, bytes]], size: int) -> list[tuple[int, by
     return out
 
 
+def timed_bulk(client: Any, payloads: list[tuple[int, bytes]]) -> tuple[float, dict[int, int]]:
+    """The timed loop: one bulk request per pre-serialised batch, nothing else. Returns the
+    seconds it took and the count of each item status."""
+    statuses: dict[int, int] = {}
+    t0 = time.perf_counter()
+    for _, body in payloads:
+        resp = client.bulk(body=body, params={"filter_path": "errors,items.*.status,items.*.error"})
+        for item in resp["items"]:
+            status = next(iter(item.values()))["status"]
+            statuses[status] = statuses.get(status, 0) + 1
+    return time.perf_counter() - t0, statuses
+
+
 def run(url: str, n: int, batch_size: int, template: bool, keep: bool) -> dict[str, object]:
     from opensearchpy import OpenSearch
 
@@ -126,14 +140,7 @@ def run(url: str, n: int, batch_size: int, template: bool, keep: bool) -> dict[s
     payloads = batches(docs, batch_size)
     build_seconds = time.perf_counter() - t0
     body_bytes = sum(len(body) for _, body in payloads)
-    statuses: dict[int, int] = {}
-    t0 = time.perf_counter()
-    for _, body in payloads:  # the timed loop: one bulk request per batch, nothing else
-        resp = client.bulk(body=body, params={"filter_path": "errors,items.*.status,items.*.error"})
-        for item in resp["items"]:
-            status = next(iter(item.values()))["status"]
-            statuses[status] = statuses.get(status, 0) + 1
-    seconds = time.perf_counter() - t0
+    seconds, statuses = timed_bulk(client, payloads)
     client.indices.refresh(index=f"{prefix}-events-*")
     stored = client.count(index=f"{prefix}-events-*")["count"]
     if not keep:

@@ -99,14 +99,7 @@ def ceiling_same(url: str, topic: str, n: int, batch_size: int) -> dict[str, obj
                              retention_days=None).close()
     payloads = bulk_ceiling.batches(same_documents(topic, n, prefix), batch_size)
     client = OpenSearch(hosts=[url], timeout=300, max_retries=0)
-    statuses: dict[int, int] = {}
-    t0 = time.perf_counter()
-    for _, body in payloads:  # the timed loop: one bulk request per batch, nothing else
-        resp = client.bulk(body=body, params={"filter_path": "errors,items.*.status,items.*.error"})
-        for item in resp["items"]:
-            status = next(iter(item.values()))["status"]
-            statuses[status] = statuses.get(status, 0) + 1
-    seconds = time.perf_counter() - t0
+    seconds, statuses = bulk_ceiling.timed_bulk(client, payloads)
     drop(url, prefix)
     client.close()
     return {"docs_per_s": round(n / seconds), "seconds": round(seconds, 3), "statuses": statuses,

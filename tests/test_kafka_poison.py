@@ -29,6 +29,7 @@ from soc.kafka.deadletters import read_dead_letters
 from soc.kafka.worker import IngestWorker, WorkerConfig
 from soc.model import kafka_event_id
 from tests.conftest import ROOT
+from tests.search_helpers import store_url
 from tests.test_kafka_support import (
     create_topic,
     distinct_ids,
@@ -36,7 +37,6 @@ from tests.test_kafka_support import (
     event_count,
     group_lag,
     real_lines,
-    store_url,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.search]

@@ -13,13 +13,13 @@ import pytest
 from soc.ingest.sourcedefs import Agencies, Agency
 from soc.kafka.relay import SyslogRelay
 from soc.kafka.worker import IngestWorker, WorkerConfig
+from tests.search_helpers import store_url
 from tests.test_kafka_support import (
     create_topic,
     drop_indices,
     event_count,
     search,
     shared,
-    store_url,
     wait_for,
 )
 

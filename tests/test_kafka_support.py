@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT, shared
+from tests.search_helpers import store_url
 
 #: Real log lines (loghub, elastic examples): syslog sshd/kernel/su..., Apache error and access logs.
 SOURCES = (
@@ -100,10 +101,6 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], *,
     finally:
         producer.close()
     return n
-
-
-def store_url(opensearch_url: str) -> str:
-    return "opensearch://" + opensearch_url.split("://", 1)[1]
 
 
 def worker_cmd(bootstrap: str, topic: str, group: str, opensearch_url: str, prefix: str, *extra: str) -> list[str]:

@@ -129,13 +129,6 @@ def open_event_store(url: str, prefix: str = "soc", write_timeout: float = 60.0,
     return open_store(url, prefix=prefix, write_timeout=write_timeout, replicas=replicas)
 
 
-#: Per-document refusals that are the cluster's state, not the document's fault: retried with
-#: backoff (and logged) rather than dead-lettered, or a full disk would empty the stream into the
-#: dead-letter topic. Disk flood stage (read-only-allow-delete block), the shard limit, closed indices.
-CLUSTER_PROBLEMS = ("cluster_block_exception", "maximum shards open", "index_closed_exception",
-                    "es_rejected_execution_exception", "circuit_breaking_exception")
-
-
 class _DeadLetterSink:
     """Stands in for the pipeline's dead-letter file: remembers why a record was refused."""
 
@@ -215,7 +208,6 @@ class IngestWorker:
         self._retry_at: float | None = None
         self._pending_since = 0.0
         self._writer: ThreadPoolExecutor | None = None
-        self._cluster_problem: str | None = None
         self._metrics_server: MetricsServer | None = None
         self._last_report = self._last_lag = time.monotonic()
         self.running = False
@@ -480,12 +472,6 @@ class IngestWorker:
             rec = batch.raw.get(id_)
             if rec is None:
                 continue
-            if any(problem in reason for problem in CLUSTER_PROBLEMS):
-                if id_ not in keep:
-                    m.retries += 1
-                    keep.add(id_)
-                self._cluster_problem = reason
-                continue
             keep.add(id_)  # open until its dead letter is acknowledged
             batch.events.pop(id_, None)
             self._dead(batch.where[id_][0], rec, f"store rejected: {reason}", dl.STAGE_STORE)
@@ -552,10 +538,6 @@ class IngestWorker:
             assigned = self.consumer.assignment()
             if assigned:
                 self.consumer.pause(*assigned)
-        if self._cluster_problem:
-            log.error("the cluster refuses writes for a reason no retry fixes by itself (free disk, raise "
-                      "the shard limit, open the index...): %s", self._cluster_problem)
-            self._cluster_problem = None
 
     def _written(self) -> None:
         self.metrics.batches += 1

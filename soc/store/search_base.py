@@ -42,6 +42,16 @@ from soc.store.search_query import (
 
 log = logging.getLogger(__name__)
 
+#: Per-document refusals that are the cluster's state, not the document's fault: retryable, or a
+#: full disk would send every document to the dead letters. Disk flood stage
+#: (read-only-allow-delete block), the shard limit, closed indices, rejected execution, breakers.
+CLUSTER_PROBLEMS = ("cluster_block_exception", "maximum shards open", "index_closed_exception",
+                    "es_rejected_execution_exception", "circuit_breaking_exception")
+
+
+def _cluster_problem(reason: str) -> bool:
+    return any(problem in reason for problem in CLUSTER_PROBLEMS)
+
 PAGE = 10_000  # hits per request (the default index.max_result_window)
 #: predicates per request in find_matches_many (named clauses of one bool should)
 MANY_CHUNK = 64
@@ -323,10 +333,14 @@ class SearchStore(DocumentCollections):
                 result.existing += 1
             elif status == 429 or status >= 500:
                 result.retryable.append(id_)
+            elif _cluster_problem(reason := error_reason(op.get("error"))):
+                log.error("%s refuses writes for a reason no retry fixes by itself (free disk, raise the "
+                          "shard limit, open the index...): %s", self.product, reason)
+                result.retryable.append(id_)
             elif retry_missing and status == 404 and "index_not_found" in str(op.get("error")):
                 missing.append(i)  # automatic index creation is disabled on this cluster
             else:
-                result.rejected.append((id_, error_reason(op.get("error"))))
+                result.rejected.append((id_, reason))
         if missing:
             for index in {orjson.loads(lines[i].split(b"\n", 1)[0])["create"]["_index"] for i in missing}:
                 self._create_index(index)
