@@ -550,7 +550,7 @@ def _start_kafka(
         # The format tool shares the broker's archive when there is one, but records none.
         fmt = [java, *flags, *(cds_flags if entry["cds_pending"] is None else []),
                "-cp", cp, "kafka.tools.StorageTool", "format",
-               "-t", entry["cluster_id"], "-c", str(props)]
+               f"--cluster-id={entry['cluster_id']}", "-c", str(props)]  # an id may start with "-"
         with open(log_path, "ab") as log:
             log.write(f"=== devstack: {' '.join(fmt)}\n".encode())
             log.flush()
