@@ -389,8 +389,12 @@ def test_a_query_timeout_is_reported_in_rule_health_and_the_window_retried(
         failure.where = {"script": {"script": {
             "source": "long x = 0; for (int i = 0; i < 300000; i++) { x += i; } return x > 0;"}}}
         brute = slow.detections[BRUTE_FORCE]
-        runner = RuleRunner(DetectionEngine(store, slow), Timing(settle=0, overlap=OVERLAP), owner="slow")
+        # the slow run gets a far shorter budget (same indices), so the loop overruns it even on an
+        # idle machine where a JIT-compiled loop may finish within 0.2 s
+        hurried = open_search_store(opensearch_url, unique_name, query_timeout=0.02)
+        runner = RuleRunner(DetectionEngine(hurried, slow), Timing(settle=0, overlap=OVERLAP), owner="slow")
         result = runner.run_once(brute)
+        hurried.close()
         assert result is not None and result.error and result.error.startswith("QueryTimeout"), result
         assert result.window[0] == watermark - OVERLAP
         state = store.get(RULE_STATE, BRUTE_FORCE)
