@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup lint clean bench
+.PHONY: run test test-clock-ahead setup lint clean bench
 
 run: $(STAMP)
 	$(BIN)/soc run
@@ -14,6 +14,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check soc tests benchmarks
 	$(BIN)/python -m pytest
+
+# The whole suite with every process's clock (Python, OpenSSL, the Kafka and OpenSearch JVMs,
+# file times) a year ahead, through libfaketime: proves no test depends on the calendar.
+# Not part of CI (it repeats the whole suite); run it before a release. Needs a C compiler.
+test-clock-ahead: $(STAMP)
+	tools/clock-ahead/build-libfaketime.sh
+	LD_PRELOAD=$(CURDIR)/.cache/libfaketime/src/libfaketime.so.1 FAKETIME='+365d' \
+	  $(BIN)/python -m pytest -p no:cacheprovider
 
 setup: $(STAMP)
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from soc.clock import system_clock
+
 Event = dict[str, Any]
 """A normalized event: flat dotted ECS keys plus ``_id`` (the deterministic event id)."""
 
@@ -108,7 +110,8 @@ def alert_id_for_group(rule_id: str, group_key: str, window_start: str) -> str:
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    """The system clock (receive and ingest stamps); see :mod:`soc.clock` for comparisons."""
+    return system_clock()
 
 
 def iso(ts: datetime) -> str:

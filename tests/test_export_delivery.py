@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email
 import hashlib
 import http.server
 import ipaddress
 import json
-import socketserver
 import ssl
 import threading
 from collections.abc import Iterator
-from email import policy
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from soc.clock import fixed_clock, running_clock
+from soc.config import Settings
 from soc.export.outbox import (
     OUTBOX,
     RECEIPTS,
@@ -37,9 +36,11 @@ from soc.export.reports import Reports
 from soc.export.sign import verify_bytes
 from soc.store import open_store
 from soc.store.base import Store
+from tests.mail_server import MailServer, make_server_pki
 from tests.test_export_fixtures import make_settings, seed
 
 BUILT_AT = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
+SENT_AT = BUILT_AT + dt.timedelta(hours=1)  # within the 5-day deadline of the seeded incident
 
 
 @pytest.fixture
@@ -123,12 +124,13 @@ def test_https_delivery_retries_after_503_and_stores_the_receipt(tmp_path: Path,
         "endpoint": endpoint.url, "token_env": "TEST_A05_TOKEN", "ca": str(endpoint.cert)}])
     inc = seed(store)
     built = Reports(store, settings).build_incident(inc.id, "initial", built_at=BUILT_AT)
-    assert enqueue(store, settings, built.report_no) == [f"{built.report_no}--a05"]
+    clock = running_clock(SENT_AT)
+    assert enqueue(store, settings, built.report_no, now=clock()) == [f"{built.report_no}--a05"]
     assert enqueue(store, settings, built.report_no) == [], "create-only: enqueueing twice does nothing"
-    first = deliver_due(store, settings)
+    first = deliver_due(store, settings, clock)
     assert [(e["status"], e["attempts"]) for e in first] == [("pending", 1)]
     assert "503" in first[0]["last_error"] and first[0]["attempts_log"][0]["receipt"]["status"] == 503
-    handled = run_until_settled(store, settings, timeout=20)
+    handled = run_until_settled(store, settings, timeout=20, clock=clock)
     (entry,) = list_entries(store)
     assert entry["status"] == "delivered" and entry["attempts"] == 2, entry
     assert [e["id"] for e in handled] == [entry["id"]]
@@ -145,9 +147,21 @@ def test_https_delivery_retries_after_503_and_stores_the_receipt(tmp_path: Path,
     for f in request["body"]["files"]:
         assert hashlib.sha256(files[f["name"]]).hexdigest() == f["sha256"]
     for name in (n for n in files if not n.endswith(".p7s")):
-        assert verify_bytes(files[name], files[name + ".p7s"]).ok
+        assert verify_bytes(files[name], files[name + ".p7s"], province_certificate(settings)).ok
     record = next(r for r in store.get("incidents", inc.id).body["reports"] if r["report_no"] == built.report_no)
     assert record["delivered_at"] == entry["delivered_at"]
+    assert entry["delivered_at"].startswith("2026-12-01T04:"), "stamped by the clock given, not the machine's"
+
+
+def test_a_delivery_after_the_deadline_is_recorded_late(tmp_path: Path, store: Store) -> None:
+    settings = make_settings(tmp_path, recipients=[{"name": "drop", "channel": "drop", "endpoint": str(tmp_path / "d")}])
+    inc = seed(store)
+    built = Reports(store, settings).build_incident(inc.id, "initial", built_at=BUILT_AT)
+    late = fixed_clock(BUILT_AT + dt.timedelta(days=30))
+    enqueue(store, settings, built.report_no, now=late())
+    (entry,) = deliver_due(store, settings, late)
+    assert entry["status"] == "delivered" and entry["delivered_at"].startswith("2026-12-31T03:00")
+    assert store.get(RECEIPTS, entry["id"]).body["late"] is True
 
 
 def test_https_client_error_fails_at_once_and_can_be_retried(tmp_path: Path, store: Store) -> None:
@@ -197,86 +211,47 @@ def test_drop_folder_gets_files_then_the_receipt(tmp_path: Path, store: Store) -
 
 
 # -- e-mail --------------------------------------------------------------------------------------------
-class SmtpServer:
-    """A tiny SMTP server (enough of RFC 5321 for smtplib) that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        owner = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                def say(line: str) -> None:
-                    self.wfile.write(line.encode() + b"\r\n")
-
-                say("220 test ESMTP")
-                sender, rcpts = None, []
-                while True:
-                    line = self.rfile.readline()
-                    if not line:
-                        return
-                    cmd = line.decode().strip()
-                    verb = cmd.split(" ", 1)[0].upper()
-                    if verb == "EHLO":
-                        say("250-test")
-                        say("250 8BITMIME")
-                    elif verb == "HELO":
-                        say("250 test")
-                    elif verb == "MAIL":
-                        sender = cmd[10:].strip("<>")
-                        say("250 OK")
-                    elif verb == "RCPT":
-                        rcpts.append(cmd[8:].strip("<>"))
-                        say("250 OK")
-                    elif verb == "DATA":
-                        say("354 go ahead")
-                        data = b""
-                        while not data.endswith(b"\r\n.\r\n"):
-                            chunk = self.rfile.readline()
-                            if not chunk:
-                                return
-                            data += chunk
-                        owner.messages.append({"from": sender, "to": rcpts, "data": data[:-5]})
-                        say("250 OK queued as 42")
-                    elif verb in ("NOOP", "RSET"):
-                        say("250 OK")
-                    elif verb == "QUIT":
-                        say("221 bye")
-                        return
-                    else:
-                        say("502 not implemented")
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def province_certificate(settings: Settings) -> x509.Certificate:
+    """The trust anchor the signatures are verified with: the province's (self-signed) certificate."""
+    assert settings.reporting.certificate is not None
+    return x509.load_pem_x509_certificate(settings.reporting.certificate.read_bytes())
 
 
 def test_email_with_the_tbsc_subject_and_signed_attachments(tmp_path: Path, store: Store) -> None:
-    smtp = SmtpServer()
-    try:
+    """Through the outbox to a STARTTLS mail server whose certificate is checked against smtp.ca."""
+    pki = make_server_pki(tmp_path / "mail-pki")
+    with MailServer("starttls", pki) as smtp:
         settings = make_settings(tmp_path, recipients=[{"name": "vncert", "channel": "email",
                                                         "endpoint": "ir@vncert.example"}],
-                                 smtp={"host": "127.0.0.1", "port": smtp.port})
+                                 smtp={"host": "127.0.0.1", "port": smtp.port, "starttls": True, "ca": str(pki.ca)})
         inc = seed(store)
         built = Reports(store, settings).build_incident(inc.id, "initial", built_at=BUILT_AT)
         enqueue(store, settings, built.report_no)
         (entry,) = deliver_due(store, settings)
         assert entry["status"] == "delivered", entry
-        (received,) = smtp.messages
-        assert received["to"] == ["ir@vncert.example"] and received["from"] == "soc@congan.nghean.gov.vn"
-        message = email.message_from_bytes(received["data"].replace(b"\r\n..", b"\r\n."), policy=policy.default)
-        assert message["Subject"].startswith("[TBSC] Báo cáo ban đầu sự cố mạng " + built.report_no)
-        attachments = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
-        assert set(attachments) == {p.name for p in built.all_files}
-        for path in built.files:
-            assert attachments[path.name] == path.read_bytes()
-            assert verify_bytes(attachments[path.name], attachments[path.name + ".p7s"]).ok, path.name
-        assert "Kính gửi" in message.get_body(("plain",)).get_content()
-        assert entry["receipt"]["message_id"] == message["Message-ID"]
-    finally:
-        smtp.close()
+    (received,) = smtp.messages
+    assert received.to == ["ir@vncert.example"] and received.sender == "soc@congan.nghean.gov.vn" and received.tls
+    message = received.message
+    assert message["Subject"].startswith("[TBSC] Báo cáo ban đầu sự cố mạng " + built.report_no)
+    attachments = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+    assert set(attachments) == {p.name for p in built.all_files}
+    for path in built.files:
+        assert attachments[path.name] == path.read_bytes()
+        assert verify_bytes(attachments[path.name], attachments[path.name + ".p7s"],
+                            province_certificate(settings)).ok, path.name
+    assert "Kính gửi" in message.get_body(("plain",)).get_content()
+    assert entry["receipt"]["message_id"] == message["Message-ID"]
+
+
+def test_email_to_a_server_with_an_untrusted_certificate_fails_at_once(tmp_path: Path, store: Store) -> None:
+    """No smtp.ca and a certificate from a private CA: not sent, not retried, the error says why."""
+    with MailServer("ssl", make_server_pki(tmp_path / "mail-pki")) as smtp:
+        settings = make_settings(tmp_path, recipients=[{"name": "vncert", "channel": "email",
+                                                        "endpoint": "ir@vncert.example"}],
+                                 smtp={"host": "127.0.0.1", "port": smtp.port, "ssl": True, "timeout_seconds": 5})
+        built = Reports(store, settings).build_incident(seed(store).id, "initial", built_at=BUILT_AT)
+        enqueue(store, settings, built.report_no)
+        (entry,) = deliver_due(store, settings)
+    assert entry["status"] == "failed" and entry["attempts"] == 1, entry
+    assert "cannot be verified" in entry["last_error"] and "smtp.ca" in entry["last_error"]
+    assert smtp.messages == []

@@ -46,7 +46,7 @@ def test_lifecycle_done_and_failed(tmp_path: Path) -> None:
     os.utime(bad, (time.time() - 60, time.time() - 60))
     (inbox_dir / ".hidden").write_bytes(b"skip me\n")
     (inbox_dir / "copying.log.part").write_bytes(b"skip me too\n")
-    inbox = Inbox(inbox_dir, batch_size=2000)
+    inbox = Inbox(inbox_dir, settle_seconds=0, batch_size=2000)
     records, batches = run(inbox)
     finals = [b for b in batches if b.final]
     assert len(finals) == 3
@@ -63,13 +63,13 @@ def test_lifecycle_done_and_failed(tmp_path: Path) -> None:
         ".hidden", ".state.json", "copying.log.part", "done", "failed"]
     assert json.loads((inbox_dir / ".state.json").read_text()) == {}
     assert inbox.counters.errors == {"failed_file": 1}
-    assert run(Inbox(inbox_dir))[0] == []  # nothing left to do
+    assert run(Inbox(inbox_dir, settle_seconds=0))[0] == []  # nothing left to do
 
 
 def test_partial_ingest_resumes_after_restart_without_duplicates(tmp_path: Path) -> None:
     inbox_dir = tmp_path / "inbox"
     drop(shared(*AUTH_LOG), inbox_dir)
-    first = Inbox(inbox_dir, batch_size=1000)
+    first = Inbox(inbox_dir, settle_seconds=0, batch_size=1000)
     stored: list[Record] = []
     for i, batch in enumerate(first.batches()):
         stored += batch
@@ -79,21 +79,21 @@ def test_partial_ingest_resumes_after_restart_without_duplicates(tmp_path: Path)
     assert len(stored) == 3000
     assert (inbox_dir / "auth.log").exists()
 
-    second = Inbox(inbox_dir, batch_size=1000)
+    second = Inbox(inbox_dir, settle_seconds=0, batch_size=1000)
     rest, _ = run(second)
     assert len(rest) == 7121 - 3000
     all_ids = [r.event_id for r in stored + rest]
     assert len(set(all_ids)) == 7121
     # the same file dropped again later gives the same ids (a store keeps one copy) ...
     drop(inbox_dir / "done" / "auth.log", inbox_dir)
-    again, _ = run(Inbox(inbox_dir))
+    again, _ = run(Inbox(inbox_dir, settle_seconds=0))
     assert [r.event_id for r in again] == all_ids
     assert sorted(p.name for p in (inbox_dir / "done").iterdir()) == ["auth.log", "auth.log.1"]
     # ... while different content under the same name gets its own ids
     other = tmp_path / "other.log"
     other.write_bytes(b"a different first line\n" + shared(*AUTH_LOG).read_bytes())
     drop(other, inbox_dir, name="auth.log")
-    different, _ = run(Inbox(inbox_dir))
+    different, _ = run(Inbox(inbox_dir, settle_seconds=0))
     assert len(different) == 7122
     assert not {r.event_id for r in different} & set(all_ids)
 
@@ -101,12 +101,12 @@ def test_partial_ingest_resumes_after_restart_without_duplicates(tmp_path: Path)
 def test_unacknowledged_final_batch_is_offered_again_after_restart(tmp_path: Path) -> None:
     inbox_dir = tmp_path / "inbox"
     drop(shared(*ALERTS), inbox_dir)
-    inbox = Inbox(inbox_dir)
+    inbox = Inbox(inbox_dir, settle_seconds=0)
     first, batches = run(inbox, ack=False)
     assert len(first) == 44 and batches[-1].final
     assert run(inbox, ack=False)[0] == []  # not twice in one run
     assert (inbox_dir / "alerts-only.json").exists()
-    again, _ = run(Inbox(inbox_dir))
+    again, _ = run(Inbox(inbox_dir, settle_seconds=0))
     assert [r.event_id for r in again] == [r.event_id for r in first]
     assert not (inbox_dir / "alerts-only.json").exists()
 
@@ -114,16 +114,35 @@ def test_unacknowledged_final_batch_is_offered_again_after_restart(tmp_path: Pat
 def test_files_still_being_written_wait_for_settle(tmp_path: Path) -> None:
     inbox_dir = tmp_path / "inbox"
     inbox_dir.mkdir()
-    (inbox_dir / "fresh.log").write_bytes(b"just written\n")
-    inbox = Inbox(inbox_dir, settle_seconds=30)
+    fresh = inbox_dir / "fresh.log"
+    fresh.write_bytes(b"just written\n")
+    inbox = Inbox(inbox_dir, settle_seconds=0.6, poll_interval=0.05)
     assert inbox.pending() == []
-    assert run(inbox)[0] == []
+    time.sleep(0.4)
+    with open(fresh, "ab") as handle:  # still being written: the wait starts again when seen
+        handle.write(b"and more\n")
+    assert inbox.pending() == []
+    time.sleep(0.4)
+    assert inbox.pending() == [], "changed 0.4 s ago: not settled"
+    time.sleep(0.3)
+    assert inbox.pending() == [fresh]
+    # the file's own time does not matter (a share whose clock is ahead or behind)
+    for when in (time.time() - 86400 * 365, time.time() + 86400 * 365):
+        other = inbox_dir / f"other-{int(when)}.log"
+        other.write_bytes(b"x\n")
+        os.utime(other, (when, when))
+        assert other not in Inbox(inbox_dir, settle_seconds=30).pending()
+    # a one-pass read waits for what is there to settle, then reads it
     empty = inbox_dir / "empty.log"
     empty.write_bytes(b"")
-    os.utime(empty, (time.time() - 60, time.time() - 60))
-    records, batches = run(Inbox(inbox_dir, settle_seconds=30))
-    assert records == [] and len(batches) == 1 and batches[0].final
-    assert (inbox_dir / "done" / "empty.log").exists()
+    for path in inbox_dir.glob("other-*"):
+        path.unlink()
+    started = time.monotonic()
+    records, batches = run(Inbox(inbox_dir, settle_seconds=0.3, poll_interval=0.05))
+    assert time.monotonic() - started >= 0.3
+    assert [r.raw for r in records] == [b"just written", b"and more"]
+    assert [b.final for b in batches] == [True, True]
+    assert (inbox_dir / "done" / "empty.log").exists() and (inbox_dir / "done" / "fresh.log").exists()
 
 
 def test_follow_mode_picks_up_new_files_until_stopped(tmp_path: Path) -> None:

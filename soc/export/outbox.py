@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from soc.clock import Clock, system_clock
 from soc.config import ReportRecipient, Settings
 from soc.export import snapshot as snapshots
 from soc.export.channels import DeliveryError, send_drop, send_email, send_https
@@ -75,7 +75,7 @@ def enqueue(store: Store, settings: Settings, report_no: str, recipients: list[s
     if not chosen:
         raise OutboxError(f"no recipient takes report {report_no} (profile {snap['profile']['id']}, "
                           f"{_kind_class(snap)}): add one to reporting.recipients or name one with --to")
-    at = iso(now or datetime.now(UTC))
+    at = iso(now or system_clock())
     created = []
     for r in chosen:
         eid = entry_id(report_no, r.name)
@@ -119,8 +119,10 @@ def _finish(store: Store, body: dict[str, Any]) -> None:
         log.warning("outbox entry %s changed while it was being sent", body["id"])
 
 
-def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Send one claimed entry and record the outcome on it."""
+def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], clock: Clock = system_clock) -> dict[str, Any]:
+    """Send one claimed entry and record the outcome on it; ``clock`` stamps the attempt, the
+    receipt and the delivery time (which decides whether the report was late)."""
+    now = clock()
     reports = Reports(store, settings)
     recipient = _recipient(settings, body["recipient"])
     snap = snapshots.load(store, body["report_no"])
@@ -145,7 +147,7 @@ def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], now: d
                     f"{body['report_no']} (hồ sơ {body['profile_id']}). Mỗi tệp có chữ ký số tách rời (.p7s, CMS).\n")
             receipt = send_email(recipient, settings.smtp, sender, subject, text, paths)
         elif recipient.channel == "drop":
-            receipt = send_drop(recipient, meta, paths)
+            receipt = send_drop(recipient, meta, paths, iso(clock()))
         else:
             raise DeliveryError(f"recipient {recipient.name}: unknown channel {recipient.channel!r} "
                                 "(https, email or drop)", retryable=False)
@@ -173,7 +175,8 @@ def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], now: d
         body["lease_until"] = None
         _finish(store, body)
         return body
-    delivered = iso(datetime.now(UTC))
+    delivered = iso(clock())
+    receipt.setdefault("at", delivered)
     body["attempts"] += 1
     body.update({"status": "delivered", "receipt": receipt, "delivered_at": delivered, "lease_until": None,
                  "last_error": None})
@@ -193,14 +196,13 @@ def due_entries(store: Store, now: datetime) -> list[str]:
     return [d.id for d in docs if d.body.get("next_attempt_at", "") <= at]
 
 
-def deliver_due(store: Store, settings: Settings, now: Callable[[], datetime] | None = None) -> list[dict[str, Any]]:
+def deliver_due(store: Store, settings: Settings, clock: Clock = system_clock) -> list[dict[str, Any]]:
     """One pass: deliver every entry that is due now. Returns the entries it handled."""
-    clock = now or (lambda: datetime.now(UTC))
     done = []
     for eid in due_entries(store, clock()):
         body = _claim(store, eid, clock())
         if body is not None:
-            done.append(deliver_entry(store, settings, body, clock()))
+            done.append(deliver_entry(store, settings, body, clock))
     store.refresh()
     return done
 
@@ -211,21 +213,21 @@ def next_due(store: Store) -> datetime | None:
 
 
 def run_until_settled(store: Store, settings: Settings, timeout: float = 60.0,
-                      stop: threading.Event | None = None) -> list[dict[str, Any]]:
+                      stop: threading.Event | None = None, clock: Clock = system_clock) -> list[dict[str, Any]]:
     """Deliver, sleeping until the next retry, until nothing is pending (or ``timeout``)."""
     stop = stop or threading.Event()
-    deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+    deadline = clock() + timedelta(seconds=timeout)
     handled: list[dict[str, Any]] = []
     while not stop.is_set():
-        handled += deliver_due(store, settings)
+        handled += deliver_due(store, settings, clock)
         upcoming = next_due(store)
         if upcoming is None or upcoming > deadline:
             break
-        stop.wait(max(0.0, min((upcoming - datetime.now(UTC)).total_seconds(), 5.0)))
+        stop.wait(max(0.0, min((upcoming - clock()).total_seconds(), 5.0)))
     return handled
 
 
-def retry_failed(store: Store, report_no: str | None = None, now: datetime | None = None) -> int:
+def retry_failed(store: Store, report_no: str | None = None, clock: Clock = system_clock) -> int:
     """Put failed entries (of one report, or all) back to pending, attempts reset."""
     n = 0
     where: dict[str, Any] = {"status": "failed"}
@@ -233,7 +235,7 @@ def retry_failed(store: Store, report_no: str | None = None, now: datetime | Non
         where["report_no"] = report_no
     for doc in store.find(OUTBOX, where, limit=10_000):
         body = dict(doc.body)
-        body.update({"status": "pending", "attempts": 0, "next_attempt_at": iso(now or datetime.now(UTC))})
+        body.update({"status": "pending", "attempts": 0, "next_attempt_at": iso(clock())})
         try:
             store.put(OUTBOX, doc.id, body, expected_version=doc.version)
             n += 1

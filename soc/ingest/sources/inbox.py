@@ -9,7 +9,11 @@ Usage::
 
 Lifecycle of a file: it is picked up once it has not changed for ``settle_seconds`` (copy files
 in under a name starting with ``.`` or ending in ``.part``/``.tmp`` and rename them when
-complete to be safe), read by :func:`.files.read_file` (lines, gzip, JSON array) or
+complete to be safe). "Not changed" is observed, not computed from the file's modification time:
+the size and mtime must stay the same across polls for ``settle_seconds`` of this process's
+monotonic clock, so a drop folder on a network share whose server clock is ahead or behind
+(files from the "future", or already "old" while still being copied) settles all the same. A
+one-pass read (``follow=False``) waits for the files present to settle, then reads them. Then it is read by :func:`.files.read_file` (lines, gzip, JSON array) or
 :class:`.evtx.EvtxReader` (``.evtx``, by its header), and its last batch comes with
 ``final=True``. When that batch is acknowledged the file moves to ``inbox/done/``, or, if it could
 not be read to its end, to ``inbox/failed/`` next to ``NAME.error.txt`` saying why (the records
@@ -84,22 +88,39 @@ class Inbox:
         self._offered: set[tuple[str, str]] = set()  # (name, fingerprint) offered in this run
         self._errors: dict[str, str] = {}  # key -> why the file could not be read to its end
         self._fingerprints: dict[str, str] = {}  # key -> fingerprint of files in progress
+        #: name -> ((size, mtime_ns), monotonic time that signature was first seen)
+        self._watch: dict[str, tuple[tuple[int, int], float]] = {}
+        self._settling = 0  # files seen in the last scan that have not settled yet
 
     def pending(self) -> list[Path]:
-        """Files ready to be ingested, oldest first."""
-        now = time.time()
-        found: list[tuple[float, str, Path]] = []
+        """Files ready to be ingested (unchanged for ``settle_seconds``), oldest first."""
+        now = time.monotonic()
+        found: list[tuple[int, str, Path]] = []
         try:
             entries = list(os.scandir(self.folder))
         except FileNotFoundError:
             return []
+        present: set[str] = set()
+        self._settling = 0
         for entry in entries:
             name = entry.name
             if name.startswith(".") or name.endswith(SKIP_SUFFIXES) or not entry.is_file():
                 continue
-            mtime = entry.stat().st_mtime
-            if now - mtime >= self.settle_seconds:
-                found.append((mtime, name, Path(entry.path)))
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue  # vanished meanwhile
+            present.add(name)
+            signature = (st.st_size, st.st_mtime_ns)
+            seen = self._watch.get(name)
+            if seen is None or seen[0] != signature:
+                seen = self._watch[name] = (signature, now)
+            if now - seen[1] >= self.settle_seconds:
+                found.append((st.st_mtime_ns, name, Path(entry.path)))
+            else:
+                self._settling += 1
+        for gone in self._watch.keys() - present:
+            del self._watch[gone]
         return [p for _, _, p in sorted(found)]
 
     def batches(self, *, follow: bool = False) -> Iterator[Batch]:
@@ -119,7 +140,7 @@ class Inbox:
                 self._offered.add((path.name, fp))
                 offered = True
                 yield from self._file(path, fp)
-            if not follow:
+            if not follow and not self._settling:
                 return
             if not offered:
                 self._stop.wait(self.poll_interval)
