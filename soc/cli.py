@@ -128,10 +128,17 @@ def run(
     """Run the embedded service: syslog listeners, file inbox, SQLite store, scheduled rules.
 
     Drop log files into <data-dir>/inbox to ingest them; point agency devices at the syslog
-    port. Ctrl-C stops cleanly (pending batches are stored first).
+    port. Ctrl-C stops cleanly (pending batches are stored first). The start-up lines say where
+    the store is (password masked) and on which addresses and ports the service listens.
     """
-    from soc.service import run_service
+    import logging
 
+    from soc.secrets import SecretError, mask_urls_in
+    from soc.service import run_service
+    from soc.store import StoreError
+
+    # before the settings are read: their warnings (a password in clear text...) are logged
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -140,7 +147,10 @@ def run(
         settings.syslog.udp = udp or None
     if tcp is not None:
         settings.syslog.tcp = tcp or None
-    run_service(settings, _rule_dirs(rules), once=once)
+    try:
+        run_service(settings, _rule_dirs(rules), once=once)
+    except (StoreError, SecretError) as error:  # store unreachable, bad URL, secret file missing
+        _fail(mask_urls_in(str(error)))
 
 
 # -- rules --------------------------------------------------------------------------------------

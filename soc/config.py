@@ -18,8 +18,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from soc.secrets import (
+    is_secret_name,
+    mask_url,
+    resolve_secret,
+    url_password,
+    url_username,
+    url_with_password,
+    warn_inline,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
@@ -63,6 +73,8 @@ class KafkaSettings(BaseModel):
                                     description="a worker that stops heartbeating this long is replaced")
     retry_max_seconds: float = Field(30.0, gt=0, description="longest wait between write retries")
     metrics_port: int | None = Field(None, description="serve Prometheus text metrics on this port")
+    metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint binds (no authentication: "
+                              "0.0.0.0 or a LAN address only behind a firewall)")
     metrics_interval_seconds: float = Field(30.0, gt=0, description="how often the worker logs its metrics")
     index_prefix: str = Field("soc", description="index prefix of a search store")
     index_replicas: int | None = Field(None, ge=0, description="replicas of new event indices (None: the "
@@ -106,12 +118,27 @@ class ReportRecipient(BaseModel):
     endpoint: str = Field(description="https URL, e-mail address(es) comma-separated, or a folder")
     kinds: list[str] = Field(default_factory=lambda: ["initial", "closing", "summary"],
                              description="which reports go to this recipient: initial, closing, summary")
-    token: str | None = Field(None, description="https: bearer token (prefer token_env)")
+    token: str | None = Field(None, repr=False, description="https: bearer token inline (logs a warning; "
+                              "prefer token_file or token_env)")
     token_env: str | None = Field(None, description="https: name of the environment variable with the token")
+    token_file: Path | None = Field(None, description="https: file holding the token")
     client_cert: Path | None = Field(None, description="https: client certificate (PEM) for mutual TLS")
     client_key: Path | None = Field(None, description="https: client key (PEM)")
     ca: Path | None = Field(None, description="https: CA bundle to verify the server (default: system CAs)")
-    timeout_seconds: float = 30.0
+    allow_http: bool = Field(False, description="https channel: allow a plain http:// endpoint that is not on "
+                             "this machine (the report and token travel unencrypted); loopback needs no setting")
+    timeout_seconds: float = Field(30.0, gt=0, description="https: seconds to wait for the server once "
+                                   "connected (read, write), unless read_timeout_seconds is set")
+    connect_timeout_seconds: float | None = Field(None, gt=0, description="https: seconds to connect "
+                                                  "(TCP and TLS), default min(10, timeout_seconds)")
+    read_timeout_seconds: float | None = Field(None, gt=0, description="https: seconds to wait for the "
+                                               "server once connected, default timeout_seconds")
+
+    def bearer_token(self) -> str | None:
+        """The https bearer token (``token_file``, else ``token_env``, else ``token``); ``None`` when
+        none is configured. Raises :class:`soc.secrets.SecretError` when the file or variable is missing."""
+        return resolve_secret(self.token, self.token_env, self.token_file,
+                              f"reporting.recipients[{self.name}].token")
 
 
 class SmtpSettings(BaseModel):
@@ -122,10 +149,21 @@ class SmtpSettings(BaseModel):
     port: int = 25
     starttls: bool = False
     ssl: bool = False
+    ca: Path | None = Field(None, description="CA certificates (PEM) the server's certificate must chain "
+                            "to, for ssl/starttls (default: the system CAs)")
     username: str | None = None
+    password: SecretStr | None = Field(None, description="the SMTP password inline (logs a warning; prefer "
+                                       "password_file or password_env)")
     password_env: str | None = Field(None, description="environment variable holding the SMTP password")
+    password_file: Path | None = Field(None, description="file holding the SMTP password")
     sender: str | None = Field(None, description="From address (reports default to the reporter's e-mail)")
     timeout_seconds: float = 30.0
+
+    def login_password(self) -> str | None:
+        """The SMTP password (``password_file``, else ``password_env``, else ``password``); ``None``
+        when none is configured. Raises :class:`soc.secrets.SecretError` when the file or variable
+        is missing."""
+        return resolve_secret(self.password, self.password_env, self.password_file, "smtp.password")
 
 
 class PlaybookSettings(BaseModel):
@@ -141,7 +179,11 @@ class PlaybookSettings(BaseModel):
     sweep_seconds: float = Field(30.0, gt=0, description="how often `soc run` looks for stale or due runs")
     catch_up_seconds: float = Field(3600.0, ge=0, description="at start-up, alerts this recent are offered "
                                     "to the playbooks again (idempotent)")
-    webhook_timeout: float = 15.0
+    webhook_timeout: float = Field(15.0, gt=0, description="notify.webhook: seconds to wait for the server "
+                                   "once connected (a step's timeout argument overrides it)")
+    webhook_connect_timeout: float = Field(5.0, gt=0, description="notify.webhook: seconds to connect (TCP and TLS)")
+    webhook_ca: Path | None = Field(None, description="notify.webhook: CA bundle (PEM) to verify webhook servers "
+                                    "(default: system CAs); a step's ca argument overrides it")
     webhook_headers: dict[str, str] = Field(default_factory=dict, description="added to every webhook call")
     email_to: list[str] = Field(default_factory=list, description="notify.email recipients when a step names none")
     email_subject_prefix: str = Field("[SOC]", description="prefix of notify.email subjects")
@@ -165,7 +207,10 @@ class ReportingSettings(BaseModel):
     profile_dirs: list[Path] = Field(default_factory=list, description="extra folders of profile YAML files")
     certificate: Path | None = Field(None, description="the province's X.509 signing certificate (PEM)")
     private_key: Path | None = Field(None, description="its private key (PEM)")
+    key_password: SecretStr | None = Field(None, description="the key password inline (logs a warning; prefer "
+                                           "key_password_file or key_password_env)")
     key_password_env: str | None = Field(None, description="environment variable holding the key password")
+    key_password_file: Path | None = Field(None, description="file holding the key password")
     default_notified: list[str] = Field(
         default_factory=list,
         description="Mẫu 03 item 8 when a report does not say: network_member, isp, coordinating_authority")
@@ -176,14 +221,27 @@ class ReportingSettings(BaseModel):
     retry_base_seconds: float = Field(30.0, gt=0, description="first retry delay; doubles each attempt")
     retry_max_seconds: float = Field(3600.0, gt=0)
 
+    def signing_key_password(self) -> str | None:
+        """The private key's password (``key_password_file``, else ``key_password_env``, else
+        ``key_password``); ``None`` when none is configured (an unencrypted key). Raises
+        :class:`soc.secrets.SecretError` when the file or variable is missing."""
+        return resolve_secret(self.key_password, self.key_password_env, self.key_password_file,
+                              "reporting.key_password")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOC_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Field(Path("soc-data"), description="where the embedded store and inbox live")
     store_url: str | None = Field(
-        None, description="sqlite:///path.db | opensearch://host:port | elasticsearch://host:port"
+        None, description="sqlite:///path.db | opensearch://host:port | elasticsearch+https://user@host:port "
+                          "(the password from store_password_file/_env, not in the URL)"
     )
+    store_password: SecretStr | None = Field(None, description="the store password inline (logs a warning; "
+                                             "prefer store_password_file or store_password_env)")
+    store_password_env: str | None = Field(None, description="environment variable holding the store password")
+    store_password_file: Path | None = Field(None, description="file holding the store password; it is put "
+                                             "into store_url's user part when connecting")
     timezone: str = Field(DEFAULT_TIMEZONE, description="zone shown to analysts and default source zone")
     retention_days: int = Field(180, ge=1)
     rule_dirs: list[Path] = Field(default_factory=list, description="extra Sigma rule folders")
@@ -217,7 +275,89 @@ class Settings(BaseSettings):
 
     @property
     def resolved_store_url(self) -> str:
+        """``store_url`` as configured (else SQLite in the data dir): not to be shown as it is (see
+        :meth:`store_display_url`), nor to connect with (see :meth:`store_connect_url`)."""
         return self.store_url or f"sqlite:///{(self.data_dir / 'soc.db').resolve()}"
+
+    def store_login_password(self) -> str | None:
+        """The store password from ``store_password_file``, ``store_password_env`` or
+        ``store_password``; ``None`` when none of them is set."""
+        return resolve_secret(self.store_password, self.store_password_env, self.store_password_file,
+                              "store_password")
+
+    def _store_password_set(self) -> bool:
+        return bool(self.store_password or self.store_password_env or self.store_password_file)
+
+    def store_connect_url(self, url: str | None = None) -> str:
+        """The URL to open the store with: ``url`` (default: the configured one) with the store
+        password inserted into its user part. Never show or log it: use :meth:`store_display_url`.
+
+        The configured URL must then name the user and carry no password itself; a URL given
+        on the command line gets the password only when it names a user without one."""
+        explicit = url is not None
+        url = url or self.resolved_store_url
+        if url.startswith("sqlite") or not self._store_password_set():
+            return url
+        if explicit and (url_password(url) is not None or url_username(url) is None):
+            return url
+        password = self.store_login_password()
+        return url_with_password(url, password) if password else url
+
+    def store_display_url(self, url: str | None = None) -> str:
+        """The store URL fit to show and log: ``scheme://user:***@host:port`` whether the password
+        is in the URL or comes from ``store_password_*``."""
+        url = url or self.resolved_store_url
+        if self._store_password_set() and url_password(url) is None and not url.startswith("sqlite"):
+            try:
+                url = url_with_password(url, "x")  # only to show that a password is used
+            except ValueError:
+                pass
+        return mask_url(url)
+
+    def inline_secrets(self) -> list[tuple[str, str, str]]:
+        """``(setting, file setting, env setting)`` of each secret written in clear text in the
+        settings, e.g. ``("smtp.password", "smtp.password_file", "smtp.password_env")``."""
+        found = []
+        if self.store_url and url_password(self.store_url):
+            found.append(("the password in store_url", "store_password_file", "store_password_env"))
+        if self.store_password:
+            found.append(("store_password", "store_password_file", "store_password_env"))
+        if self.smtp.password:
+            found.append(("smtp.password", "smtp.password_file", "smtp.password_env"))
+        if self.reporting.key_password:
+            found.append(("reporting.key_password", "reporting.key_password_file", "reporting.key_password_env"))
+        for r in self.reporting.recipients:
+            if r.token:
+                where = f"reporting.recipients[{r.name}]"
+                found.append((f"{where}.token", f"{where}.token_file", f"{where}.token_env"))
+        return found
+
+    def warn_inline_secrets(self) -> None:
+        """Log a warning (once per process and secret) for each of :meth:`inline_secrets`."""
+        for name, file_field, env_field in self.inline_secrets():
+            warn_inline(name, file_field, env_field)
+
+    def secret_values(self) -> list[str]:
+        """Every secret value these settings name and that can be read now (for log redaction)."""
+        from urllib.parse import unquote
+
+        in_url = url_password(self.resolved_store_url)
+        values = [unquote(in_url)] if in_url else []
+        values += [v for k, v in self.playbooks.webhook_headers.items() if is_secret_name(k) and v]
+        readers = [self.store_login_password, self.smtp.login_password, self.reporting.signing_key_password,
+                   *(r.bearer_token for r in self.reporting.recipients)]
+        for read in readers:
+            try:
+                value = read()
+            except ValueError:  # SecretError: reported where the secret is used
+                continue
+            if value:
+                values.append(value)
+        return values
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "store_url" and isinstance(value, str) else value
 
     @property
     def inbox(self) -> Path:
@@ -248,4 +388,7 @@ class _YamlSource(PydanticBaseSettingsSource):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
+    """The settings (see the module docstring); warns once about secrets written in clear text."""
+    settings = Settings(**overrides)
+    settings.warn_inline_secrets()
+    return settings

@@ -68,8 +68,10 @@ def _printer(enabled: bool):  # type: ignore[no-untyped-def]
 
 def detect(
     store_url: Annotated[str | None, typer.Option(
-        "--store-url", help="sqlite:///path.db, opensearch://host:9200, elasticsearch+https://user:pass@host:9200 "
-        "(default: SOC_STORE_URL, else the embedded SQLite store in the data dir).", show_default=False)] = None,
+        "--store-url", help="sqlite:///path.db, opensearch://host:9200, elasticsearch+https://USER@host:9200 "
+        "(default: SOC_STORE_URL, else the embedded SQLite store in the data dir); the password comes from "
+        "store_password_file/_env (SOC_STORE_PASSWORD_FILE...), not the command line.",
+        show_default=False)] = None,
     rules: Annotated[list[Path] | None, typer.Option(
         "--rules", "-r", help="Sigma rule folder or file; repeat for several (default: the project's "
         "detections/ plus SOC_RULE_DIRS).", show_default=False)] = None,
@@ -107,13 +109,19 @@ def detect(
     from soc.detect.rules import load_rules
     from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
     from soc.exceptions import ActiveExceptions
+    from soc.secrets import SecretError, mask_urls_in, redact_logs, warn_password_option
     from soc.store import StoreError, open_configured_store
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logs()
     settings = load_settings()
+    redact_logs(settings.secret_values())
+    if store_url:
+        warn_password_option("--store-url", store_url)
     d = settings.detection
     url = store_url or settings.resolved_store_url
+    shown = settings.store_display_url(url)
     options: dict[str, Any] = {}
     if not url.startswith("sqlite"):
         options["prefix"] = index_prefix
@@ -122,9 +130,9 @@ def detect(
         if replicas is not None:
             options["replicas"] = replicas
     try:
-        store = open_configured_store(settings, url, **options)
-    except StoreError as error:
-        typer.echo(f"error: {error}", err=True)
+        store = open_configured_store(settings, store_url, **options)
+    except (StoreError, SecretError) as error:  # unreachable, bad URL, password file or variable missing
+        typer.echo(f"error: {mask_urls_in(str(error))}", err=True)
         raise typer.Exit(2) from error
     dirs = list(rules) if rules else [content_dir("detections"), *settings.rule_dirs]
     try:
@@ -141,7 +149,7 @@ def detect(
                              suppress=ActiveExceptions(store))  # exceptions in force, reloaded each run
     runner = RuleRunner(engine, timing, owner=owner, on_run=_printer(log_runs))
     workers = max_concurrent if max_concurrent is not None else d.max_concurrent_rules
-    typer.echo(f"soc detect: {len(detections)} rules on {store!r} as {runner.owner} (interval {timing.interval:g} s, "
+    typer.echo(f"soc detect: {len(detections)} rules on {shown} as {runner.owner} (interval {timing.interval:g} s, "
                f"overlap {timing.overlap:g} s, settle {timing.settle:g} s, lease {timing.lease:g} s, "
                f"{workers} at a time)", err=True)
     try:

@@ -507,6 +507,7 @@ def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
     (``soc hunt``); None when there is no store yet (nothing is created)."""
     from pathlib import Path
 
+    from soc.secrets import SecretError, mask_urls_in
     from soc.store import open_configured_store
     from soc.store.base import StoreError
     from soc.ui import console
@@ -517,7 +518,8 @@ def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
     try:
         exceptions = ActiveExceptions(open_configured_store(settings))
         exceptions.prepare()
-    except (StoreError, OSError) as error:
-        console(stderr=True).print(f"[yellow]warning:[/] exceptions NOT applied: cannot read them from {url}: {error}")
+    except (StoreError, OSError, SecretError) as error:
+        console(stderr=True).print(f"[yellow]warning:[/] exceptions NOT applied: cannot read them from "
+                                   f"{settings.store_display_url()}: {mask_urls_in(str(error))}")
         return None
     return exceptions

@@ -12,11 +12,12 @@ import json
 import logging
 import signal
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from soc.config import load_settings
+from soc.secrets import SecretError, mask_urls_in, redact_logs, warn_password_option
 
 app = typer.Typer(
     help="Kafka ingest at scale: workers that store log records from Kafka (exactly-once outcome), "
@@ -37,8 +38,10 @@ Group = Annotated[str | None, typer.Option("--group", "-g", help="Consumer group
 DeadTopic = Annotated[str | None, typer.Option("--dead-letter-topic", help="Dead-letter topic (default "
                                                "SOC_KAFKA__DEAD_LETTER_TOPIC, soc.logs.dlq).", show_default=False)]
 StoreUrl = Annotated[str | None, typer.Option("--store-url", help="Where events go: opensearch://host:9200, "
-                                              "elasticsearch://host:9200 or sqlite:///path.db (default "
-                                              "SOC_STORE_URL).", show_default=False)]
+                                              "elasticsearch+https://USER@host:9200 or sqlite:///path.db "
+                                              "(default SOC_STORE_URL); the password comes from "
+                                              "store_password_file/_env (SOC_STORE_PASSWORD_FILE...), not "
+                                              "the command line.", show_default=False)]
 Prefix = Annotated[str | None, typer.Option("--index-prefix", help="Index prefix of a search store (default "
                                             "soc).", show_default=False)]
 Replicas = Annotated[int | None, typer.Option("--replicas", help="Replicas of new event indices (default: the "
@@ -55,6 +58,13 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("soc.kafka").setLevel(logging.INFO)
     logging.getLogger("kafka").setLevel(logging.WARNING if verbose else logging.ERROR)
+    redact_logs()  # URL passwords; the settings' secret values are added by _config
+
+
+def _fail(message: str) -> NoReturn:
+    """``error: MESSAGE`` on stderr (URLs masked), exit 2."""
+    typer.echo(f"error: {mask_urls_in(message)}", err=True)
+    raise typer.Exit(2)
 
 
 def _kafka_unreachable() -> tuple[type[Exception], ...]:
@@ -72,8 +82,14 @@ def _config(**overrides: object):  # type: ignore[no-untyped-def]
         typer.echo("error: --invalid-utf8 must be 'dead-letter' or 'store'", err=True)
         raise typer.Exit(2)
     settings = load_settings()
+    redact_logs(settings.secret_values())
+    if overrides.get("store_url"):
+        warn_password_option("--store-url", str(overrides["store_url"]))
     topic = overrides.pop("topic", None)
-    config = WorkerConfig.from_settings(settings, **overrides)
+    try:
+        config = WorkerConfig.from_settings(settings, **overrides)
+    except SecretError as error:  # the store password's file or variable is missing
+        _fail(str(error))
     if topic:
         config.topics = [str(topic)]
     return config
@@ -85,7 +101,12 @@ def worker(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Records per bulk write and commit "
                                                    "(default 5000).", show_default=False)] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus text on "
-                                                     "http://0.0.0.0:PORT/metrics (and JSON on /metrics.json).",
+                                                     "http://HOST:PORT/metrics (and JSON on /metrics.json), "
+                                                     "no authentication (default SOC_KAFKA__METRICS_PORT: "
+                                                     "off).", show_default=False)] = None,
+    metrics_host: Annotated[str | None, typer.Option("--metrics-host", help="Address the metrics endpoint "
+                                                     "binds (default SOC_KAFKA__METRICS_HOST, 127.0.0.1: "
+                                                     "this machine only; 0.0.0.0 opens it to the network).",
                                                      show_default=False)] = None,
     metrics_interval: Annotated[float | None, typer.Option("--metrics-interval", help="Seconds between JSON "
                                                            "metrics log lines on stderr (default 30).",
@@ -118,15 +139,25 @@ def worker(
 
     _logging(verbose)
     config = _config(bootstrap=bootstrap, topic=topic, group=group, store_url=store_url, batch_size=batch_size,
-                     metrics_port=metrics_port, metrics_interval_seconds=metrics_interval,
+                     metrics_port=metrics_port, metrics_host=metrics_host,
+                     metrics_interval_seconds=metrics_interval,
                      dead_letter_topic=dead_letter_topic, index_prefix=index_prefix, index_replicas=replicas,
                      max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8, client_id=client_id,
                      session_timeout_ms=session_timeout_ms)
+    from soc.ui import listen_address
+
+    if config.metrics_port is None:
+        metrics = "metrics endpoint off (--metrics-port)"
+    elif config.metrics_port == 0:
+        metrics = f"metrics on {config.metrics_host}, a free port (logged when bound)"
+    else:
+        metrics = f"metrics on {listen_address(config.metrics_host, config.metrics_port)}"
+    typer.echo(f"soc kafka worker: group {config.group}, topics {', '.join(config.topics)} from "
+               f"{config.bootstrap} into {config.display_store_url}; {metrics}", err=True)
     try:
         ingest = IngestWorker(config)
     except Exception as error:  # noqa: BLE001  (store unreachable, bad URL: say what to check)
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+        _fail(str(error))
 
     def on_signal(signum: int, _frame: object) -> None:
         logging.getLogger("soc.kafka.worker").warning("signal %d: finishing the batch, committing, leaving the group",
@@ -136,12 +167,10 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        metrics = ingest.run(until_idle=until_idle)
+        result = ingest.run(until_idle=until_idle)
     except _kafka_unreachable() as error:
-        typer.echo(f"error: Kafka at {config.bootstrap} is unreachable ({error}): check --bootstrap and that the "
-                   "brokers run", err=True)
-        raise typer.Exit(2) from error
-    typer.echo(json.dumps(metrics.snapshot()))
+        _fail(f"Kafka at {config.bootstrap} is unreachable ({error}): check --bootstrap and that the brokers run")
+    typer.echo(json.dumps(result.snapshot()))
 
 
 @app.command()
@@ -163,6 +192,7 @@ def relay(
     import threading
 
     from soc.kafka.relay import SyslogRelay
+    from soc.ui import listen_address
 
     _logging(verbose)
     settings = load_settings()
@@ -185,7 +215,7 @@ def relay(
         raise typer.Exit(2) from error
     for kind, address in (("UDP", r.udp_address), ("TCP", r.tcp_address)):
         if address:
-            typer.echo(f"relaying syslog on {kind} {address[0]}:{address[1]} -> {r.topic}", err=True)
+            typer.echo(f"relaying syslog on {kind} {listen_address(address[0], address[1])} -> {r.topic}", err=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -103,20 +103,27 @@ def build(
 def verify(
     file: Annotated[Path, typer.Argument(help="The exported file.")],
     sig: Annotated[Path | None, typer.Option(help="Its detached signature (default: FILE.p7s).")] = None,
-    ca: Annotated[Path | None, typer.Option(help="Trusted certificate (PEM): the signer must be it or be issued "
-                                            "by it (default: reporting.certificate when set).")] = None,
+    ca: Annotated[Path | None, typer.Option(help="Trust anchor(s) (PEM): the CA certificate the signer's chain "
+                                            "must end at, or the signer's own self-signed certificate "
+                                            "(default: reporting.certificate when set).")] = None,
+    intermediates: Annotated[Path | None, typer.Option(help="Intermediate CA certificates (PEM) not embedded "
+                                                       "in the signature.")] = None,
 ) -> None:
-    """Verify a detached CMS signature: file unchanged, signature valid, certificate valid and trusted.
+    """Verify a detached CMS signature: file unchanged, signature valid, certificate chain valid at
+    the signing time up to a trust anchor, no SHA-1.
 
-    Exits 0 when valid, 1 with the reason otherwise (tampered file, wrong certificate, expired).
+    Exits 0 when valid, 1 with the reason otherwise (tampered file, wrong certificate, expired),
+    2 when there is no trust anchor (give --ca or set reporting.certificate).
     The same check with OpenSSL: openssl cms -verify -binary -inform DER -in FILE.p7s -content FILE
     -CAfile CA.pem -purpose any -out /dev/null
     """
-    from soc.export.sign import verify_file
+    from soc.export.sign import NO_ANCHOR, verify_file
 
     settings = load_settings()
     trust = ca or settings.reporting.certificate
-    result = verify_file(file, sig, trust)
+    if trust is None:
+        _fail(f"cannot verify {file}: {NO_ANCHOR}")
+    result = verify_file(file, sig, trust, intermediates_path=intermediates)
     text = result.summary()
     if result.ok:
         console().print(f"[green]{text}[/]", highlight=False)

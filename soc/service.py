@@ -46,9 +46,10 @@ from soc.ingest.sources.tail import FileTail
 from soc.model import Event
 from soc.playbooks.schedule import attach as attach_playbooks
 from soc.playbooks.schedule import service_runner as playbook_runner
+from soc.secrets import redact_logs
 from soc.store import open_configured_store
 from soc.store.base import Store
-from soc.ui import LEVEL_STYLE, console, show_time, zone_note
+from soc.ui import LEVEL_STYLE, console, listen_address, show_time, zone_note
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Service:
         self.listener: SyslogListener | None = None
         self.inbox: Inbox | None = None
         self.tails: list[FileTail] = []
+        self.listening: list[str] = []  # "syslog UDP 0.0.0.0:5514 (all interfaces)", for the banner
         self.threads: list[threading.Thread] = []
         self.stopping = threading.Event()
         loaded = load_rules(rule_dirs)
@@ -135,7 +137,9 @@ class Service:
         self.listener = listener
         for kind, address in (("UDP", listener.udp_address), ("TCP", listener.tcp_address)):
             if address:
-                self.out(f"listening for syslog on {kind} {address[0]}:{address[1]}")
+                where = listen_address(address[0], address[1])
+                self.listening.append(f"syslog {kind} {where}")
+                self.out(f"listening for syslog on {kind} {where}")
 
     def _start_inbox(self, source: SourceDefinition, follow: bool) -> None:
         inbox = Inbox(self.settings.inbox, settle_seconds=2.0 if follow else 0.0)
@@ -207,7 +211,7 @@ class Service:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, *, follow: bool = True) -> None:
-        self.out(f"store: {self.settings.resolved_store_url}  ({zone_note(self.settings.zone)})")
+        self.out(f"store: {self.settings.store_display_url()}  ({zone_note(self.settings.zone)})")
         problems = [r for r in self.ruleset.reports() if r.errors] + self.ruleset.problems  # type: ignore[operator]
         self.out(f"rules: {len(self.detections)} runnable of {len(self.ruleset.detections)} from "
                  f"{', '.join(map(str, self.rule_dirs))}"
@@ -219,6 +223,9 @@ class Service:
                 self._start_inbox(source, follow)
             elif source.type == "tail" and follow:
                 self._start_tail(source)
+        if follow:
+            self.out("listening on: " + ("; ".join(self.listening) or "nothing (no syslog listener)")
+                     + "; no other port (soc run serves no HTTP or metrics endpoint)")
 
     def run_rules_once(self) -> list[RunResult]:
         results = []
@@ -249,6 +256,7 @@ class Service:
 def run_service(settings: Settings, rule_dirs: list[Path], *, once: bool = False) -> dict[str, Any]:
     """Run until Ctrl-C (or, with ``once``, ingest the inbox, run every rule once and return)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logs(settings.secret_values())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.inbox.mkdir(parents=True, exist_ok=True)
     service = Service(settings, rule_dirs)

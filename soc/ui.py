@@ -5,6 +5,7 @@ Inside, every time is UTC. Here, and only here, times are converted for display.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -63,6 +64,21 @@ def alerts_table(alerts: list[dict[str, Any]], zone: ZoneInfo, *, title: str = "
                       rule.get("title", ""), alert.get("agency") or "-", str(alert.get("event_count", "")),
                       group, rule.get("author", ""))
     return table
+
+
+def listen_address(host: str, port: int) -> str:
+    """``host:port`` of a listening socket and who can reach it: ``0.0.0.0:5514 (all interfaces)``,
+    ``127.0.0.1:9108 (this machine only)``, ``[::1]:9108 (this machine only)``."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"{host}:{port}"
+    shown = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+    if ip.is_unspecified:
+        return f"{shown} (all interfaces)"
+    if ip.is_loopback:
+        return f"{shown} (this machine only)"
+    return shown
 
 
 def console(stderr: bool = False) -> Console:

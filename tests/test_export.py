@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 import stix2
 import yaml
+from cryptography import x509
 from docx import Document
 
 from soc.export import schema
@@ -249,11 +250,14 @@ def test_sign_and_verify_ok_tampered_wrong_cert_expired(built, tmp_path: Path) -
     keygen(other / "cert.pem", other / "key.pem", "Kẻ mạo danh")
     wrong = verify_file(path, trust_path=other / "cert.pem")
     assert not wrong.ok and "wrong certificate" in wrong.summary()
-    expired = verify_file(path, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=400))
+    anchor = x509.load_pem_x509_certificate(settings.reporting.certificate.read_bytes())
+    expired = verify_file(path, trust_path=settings.reporting.certificate,
+                          now=ok.signed_at + dt.timedelta(days=400))
     assert not expired.ok and "expired" in expired.summary()
+    assert not verify_file(path).ok and "no trust anchor" in verify_file(path).summary()
     data = bytearray(path.read_bytes())
     data[10:11] = b"X"
-    tampered = verify_bytes(bytes(data), Path(str(path) + ".p7s").read_bytes())
+    tampered = verify_bytes(bytes(data), Path(str(path) + ".p7s").read_bytes(), anchor)
     assert not tampered.ok and "changed after signing" in tampered.summary()
     # a certificate issued by a trusted CA is accepted with --ca CA
     ca_cert = keygen(tmp_path / "ca" / "ca.pem", tmp_path / "ca" / "ca-key.pem", "CA tỉnh (TEST)")

@@ -53,6 +53,14 @@ def test_report_commands(configured: Path) -> None:
 
     ok = runner.invoke(app, ["report", "verify", str(files[2]), "--ca", "pki/cert.pem"])
     assert ok.exit_code == 0 and "OK: signature valid" in ok.output, ok.output
+    config = yaml.safe_load((tmp / "soc.yml").read_text(encoding="utf-8"))
+    config["reporting"].pop("certificate")
+    (tmp / "no-anchor.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOC_CONFIG", str(tmp / "no-anchor.yml"))
+        unanchored = runner.invoke(app, ["report", "verify", str(files[2])])
+    text = " ".join(unanchored.output.split())
+    assert unanchored.exit_code == 2 and "OK" not in text and "no trust anchor" in text and "--ca" in text, text
     files[2].write_bytes(files[2].read_bytes().replace(b"Nguy", b"Ngu_"))
     bad = runner.invoke(app, ["report", "verify", str(files[2])])
     assert bad.exit_code == 1 and "changed after signing" in bad.output

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import stix2
+from cryptography import x509
 from docx import Document
 
 from soc.export.outbox import RECEIPTS, enqueue, run_until_settled
@@ -95,8 +96,9 @@ def test_auth_log_to_a_delivered_signed_initial_report(tmp_path: Path, store: St
         assert entry["attempts"] == 2 and entry["receipt"]["status"] == 202  # 503 first, then accepted
         assert store.get(RECEIPTS, entry["id"]).body["receipt"]["body"]
         sent = {f["name"]: base64.b64decode(f["content_base64"]) for f in endpoint.requests[-1]["body"]["files"]}
+        anchor = x509.load_pem_x509_certificate(Path(settings.reporting.certificate).read_bytes())
         for name in (n for n in sent if not n.endswith(".p7s")):
-            assert verify_bytes(sent[name], sent[name + ".p7s"]).ok
+            assert verify_bytes(sent[name], sent[name + ".p7s"], anchor).ok
         record = next(r for r in store.get("incidents", target["id"]).body["reports"])
         assert record["report_no"] == built.report_no and record["delivered_at"] == entry["delivered_at"]
     finally:

@@ -12,7 +12,9 @@ The same processing pipelines as for SQLite map Sigma fields onto ECS fields; th
   (lower-cased, they would silently become their opposites);
 - *keywords* (full-text items) search ``message`` as ``*value*``, like the SQLite backend;
 - a query is one DSL clause (``query_string``) the store puts in its bool filter, next to the
-  dataset and time-window filters.
+  dataset and time-window filters;
+- a field name is escaped character by character wherever query_string would read syntax in it
+  (``a"b`` -> ``a\"b``, ``x:y`` -> ``x\:y``): pySigma escapes only whitespace and ``*``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from sigma.types import SigmaRegularExpression, SigmaString
 
 from soc.detect.sqlite_backend import KEYWORD_FIELD, _contains
 
+#: query_string's reserved characters (Elasticsearch/OpenSearch docs), and whitespace
+_FIELD_SPECIAL = re.compile(r'[\s+\-=&|><!(){}\[\]^"~*?:\\/]')
 _NEGATED_CLASS = re.compile(r"(?<!\\)((?:\\\\)*)\\([DSW])")
 
 
@@ -43,6 +47,7 @@ def _lower(value: SigmaString) -> SigmaString:
 
 class SocSearchBackend(LuceneBackend):
     name = "SOC search-engine backend"
+    field_escape_pattern = _FIELD_SPECIAL  # each match gets a backslash (field_escape) before it
 
     def convert_value_str(self, s: SigmaString, state: ConversionState) -> str:
         return super().convert_value_str(_lower(s), state)

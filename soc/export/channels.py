@@ -4,8 +4,11 @@ JSON-able dict) or raises :class:`DeliveryError` saying whether a retry can help
 * **https**: one POST of a JSON envelope (report number, profile, every file base64-encoded with
   its SHA-256, signatures included) with ``Idempotency-Key`` = the outbox entry id; bearer token
   (``token_env``/``token``) or a client certificate; the server verified against ``ca`` (or the
-  system CAs). 2xx = delivered (status, headers and body are the receipt); 408, 425, 429, 5xx and
-  network errors are retried; other 4xx fail at once.
+  system CAs). Sent through :mod:`soc.outgoing`: https only (http to loopback, or with
+  ``allow_http``), certificates always verified, redirects never followed, separate connect and
+  read timeouts. 2xx = delivered (status, headers and body are the receipt); 408, 425, 429, 5xx
+  and network errors are retried; a 3xx (named with its ``Location``), other 4xx, TLS failures
+  and a refused URL fail at once.
 * **email**: ``smtplib``; subject ``[TBSC] <form> <report number>: <title>`` (Circular 20's
   footnote), the files and their ``.p7s`` attached; the receipt holds the Message-ID and the
   server's reply.
@@ -19,17 +22,23 @@ import base64
 import hashlib
 import json
 import os
-import ssl
-import urllib.error
-import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from soc.config import ReportRecipient, SmtpSettings
 from soc.export.render import content_type
 from soc.mail import MailError, send_mail
-from soc.model import iso
+from soc.outgoing import (
+    CONNECT_TIMEOUT,
+    Destination,
+    OutgoingRefused,
+    is_tls_failure,
+    open_client,
+    read_text,
+)
+from soc.secrets import SecretError
 
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 MAX_RECEIPT_BODY = 64 * 1024
@@ -40,10 +49,6 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.receipt = receipt or {}
-
-
-def _now() -> str:
-    return iso(datetime.now(UTC))
 
 
 def _files(paths: list[Path]) -> list[tuple[str, bytes]]:
@@ -57,41 +62,60 @@ def envelope(meta: dict[str, Any], paths: list[Path]) -> dict[str, Any]:
                               for name, data in _files(paths)]}
 
 
+RECEIPT_HEADERS = ("date", "content-type", "location", "x-request-id", "x-receipt-id")
+
+
+def _receipt_headers(headers: httpx.Headers) -> dict[str, str]:
+    """The receipt's headers, their names spelt as the server sent them."""
+    return {name.decode(headers.encoding): value.decode(headers.encoding) for name, value in headers.raw
+            if name.decode(headers.encoding).lower() in RECEIPT_HEADERS}
+
+
+def https_destination(recipient: ReportRecipient) -> Destination:
+    """Where and how an https recipient is reached (:mod:`soc.outgoing` applies the rules)."""
+    read = recipient.read_timeout_seconds or recipient.timeout_seconds
+    connect = recipient.connect_timeout_seconds or min(CONNECT_TIMEOUT, recipient.timeout_seconds)
+    return Destination(recipient.endpoint, ca=recipient.ca, client_cert=recipient.client_cert,
+                       client_key=recipient.client_key, allow_http=recipient.allow_http,
+                       http_setting=f"reporting.recipients[{recipient.name}].allow_http",
+                       connect_timeout=connect, read_timeout=read)
+
+
 def send_https(recipient: ReportRecipient, meta: dict[str, Any], paths: list[Path], idempotency_key: str) -> dict[str, Any]:
-    context = ssl.create_default_context(cafile=str(recipient.ca) if recipient.ca else None)
-    if recipient.client_cert:
-        context.load_cert_chain(str(recipient.client_cert), str(recipient.client_key) if recipient.client_key else None)
+    """POST the envelope to ``recipient.endpoint``; the receipt on 2xx, else :class:`DeliveryError`."""
+    url = recipient.endpoint
     headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": idempotency_key,
                "X-Report-No": meta["report_no"], "User-Agent": "soc-export/1"}
-    token = os.environ.get(recipient.token_env) if recipient.token_env else recipient.token
-    if recipient.token_env and not token:
-        raise DeliveryError(f"recipient {recipient.name}: environment variable {recipient.token_env} "
-                            "(the bearer token) is not set", retryable=True)
+    try:
+        token = recipient.bearer_token()
+    except SecretError as error:  # the operator can fix it without a new report: retry
+        raise DeliveryError(f"recipient {recipient.name}: {error}", retryable=True) from error
     if token:
         headers["Authorization"] = f"Bearer {token}"
     body = json.dumps(envelope(meta, paths), ensure_ascii=False).encode("utf-8")
-    request = urllib.request.Request(recipient.endpoint, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, context=context, timeout=recipient.timeout_seconds) as response:
-            text = response.read(MAX_RECEIPT_BODY).decode("utf-8", "replace")
-            return {"channel": "https", "url": recipient.endpoint, "status": response.status,
-                    "headers": {k: v for k, v in response.headers.items() if k.lower() in
-                                ("date", "content-type", "location", "x-request-id", "x-receipt-id")},
-                    "body": text, "at": _now()}
-    except urllib.error.HTTPError as error:
-        text = error.read(MAX_RECEIPT_BODY).decode("utf-8", "replace") if error.fp else ""
-        receipt = {"channel": "https", "url": recipient.endpoint, "status": error.code, "body": text, "at": _now()}
-        raise DeliveryError(f"{recipient.endpoint} answered {error.code} {error.reason}",
-                            retryable=error.code in RETRY_STATUSES, receipt=receipt) from error
-    except ssl.SSLError as error:
-        raise DeliveryError(f"TLS with {recipient.endpoint} failed: {error} (check recipients[].ca / client_cert)",
-                            retryable=False) from error
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        reason = getattr(error, "reason", error)
-        if isinstance(reason, ssl.SSLError):
-            raise DeliveryError(f"TLS with {recipient.endpoint} failed: {reason} "
-                                "(check recipients[].ca / client_cert)", retryable=False) from error
-        raise DeliveryError(f"cannot reach {recipient.endpoint}: {reason}", retryable=True) from error
+        client = open_client(https_destination(recipient))
+    except OutgoingRefused as error:  # a refused URL or an unreadable CA bundle / client certificate
+        raise DeliveryError(f"recipient {recipient.name}: {error}", retryable=False) from error
+    try:
+        with client, client.stream("POST", url, content=body, headers=headers) as response:
+            text = read_text(response, MAX_RECEIPT_BODY)
+    except OutgoingRefused as error:  # a redirect (RedirectRefused) or a refused URL
+        status = getattr(error, "status", None)
+        receipt = {"channel": "https", "url": url, "status": status, "body": "",
+                   "headers": {"location": getattr(error, "location", None)}} if status else None
+        raise DeliveryError(str(error), retryable=False, receipt=receipt) from error
+    except httpx.HTTPError as error:
+        if is_tls_failure(error):
+            raise DeliveryError(f"TLS with {url} failed: {error} (check recipients[].ca / client_cert)",
+                                retryable=False) from error
+        raise DeliveryError(f"cannot reach {url}: {type(error).__name__}: {error}", retryable=True) from error
+    if 200 <= response.status_code < 300:
+        return {"channel": "https", "url": url, "status": response.status_code,
+                "headers": _receipt_headers(response.headers), "body": text}
+    receipt = {"channel": "https", "url": url, "status": response.status_code, "body": text}
+    raise DeliveryError(f"{url} answered {response.status_code} {response.reason_phrase}",
+                        retryable=response.status_code in RETRY_STATUSES, receipt=receipt)
 
 
 def send_email(recipient: ReportRecipient, smtp: SmtpSettings, sender: str, subject: str, text: str,
@@ -102,7 +126,7 @@ def send_email(recipient: ReportRecipient, smtp: SmtpSettings, sender: str, subj
                             attachments=attachments)
     except MailError as error:
         raise DeliveryError(str(error), retryable=error.retryable) from error
-    return {"channel": "email", **receipt, "to": recipient.endpoint, "at": _now()}
+    return {"channel": "email", **receipt, "to": recipient.endpoint}
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -114,7 +138,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def send_drop(recipient: ReportRecipient, meta: dict[str, Any], paths: list[Path]) -> dict[str, Any]:
+def send_drop(recipient: ReportRecipient, meta: dict[str, Any], paths: list[Path], at: str) -> dict[str, Any]:
+    """Write the files, then ``receipt.json`` stamped ``at`` (the outbox's clock)."""
     folder = Path(recipient.endpoint) / meta["report_no"]
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +147,7 @@ def send_drop(recipient: ReportRecipient, meta: dict[str, Any], paths: list[Path
         for name, data in _files(paths):
             _atomic_write(folder / name, data)
             files.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-        receipt = {"channel": "drop", "folder": str(folder), "files": files, "at": _now(), **meta}
+        receipt = {"channel": "drop", "folder": str(folder), "files": files, "at": at, **meta}
         _atomic_write(folder / "receipt.json",
                       (json.dumps(receipt, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode())
     except OSError as error:

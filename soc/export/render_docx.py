@@ -1,11 +1,16 @@
 """Vietnamese .docx laid out like the Circular 20/2017 forms (Mẫu 03, 04, 05) and the monitoring
 summary, byte-identical for the same document: core properties carry the report time and every
 zip entry the same fixed date.
+
+Text reaches python-docx only through :class:`_Writer` (``_Writer.run`` for the body,
+``_Writer.save`` for the core properties), and both pass it through :func:`xml_text`: data from
+logs may hold characters XML 1.0 forbids, which lxml refuses.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -14,6 +19,8 @@ from docx import Document
 from docx.document import Document as DocxDocument
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Pt
+from docx.text.paragraph import Paragraph
+from docx.text.run import Run
 
 from soc.export.documents import IncidentReport, MonitoringSummary, SummaryReport
 
@@ -23,6 +30,17 @@ LEVEL_VI = {"informational": "Thông tin", "low": "Thấp", "medium": "Trung bì
 SEVERITY_VI = {"low": "Thấp", "medium": "Trung bình", "high": "Cao", "critical": "Nghiêm trọng"}
 PERIOD_VI = {"daily": "ngày", "weekly": "tuần", "monthly": "tháng", "quarterly": "quý",
              "semiannual": "06 tháng", "annual": "01 năm"}
+
+
+# XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` with every character XML 1.0 forbids (C0 controls but tab, newline and carriage
+    return; lone surrogates; U+FFFE, U+FFFF) written as a visible ``\\u0007``-style escape, so that
+    a control character in a domain name from a log cannot block a report, and the analyst sees it."""
+    return _XML_ILLEGAL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def box(checked: bool, label: str) -> str:
@@ -44,10 +62,15 @@ class _Writer:
         style.font.name = "Times New Roman"
         style.font.size = Pt(13)
 
+    @staticmethod
+    def run(paragraph: Paragraph, text: str) -> Run:
+        """The one way text enters the document body: XML-illegal characters become escapes."""
+        return paragraph.add_run(xml_text(text))
+
     def para(self, text: str = "", *, bold: bool = False, italic: bool = False, center: bool = False,
              right: bool = False, size: float | None = None) -> None:
         p = self.doc.add_paragraph()
-        run = p.add_run(text)
+        run = self.run(p, text)
         run.bold = bold
         run.italic = italic
         if size:
@@ -59,8 +82,8 @@ class _Writer:
 
     def field(self, label: str, value: object, required: bool = False) -> None:
         p = self.doc.add_paragraph()
-        p.add_run(f"{label}{' (*)' if required else ''}: ").bold = False
-        p.add_run(_text(value))
+        self.run(p, f"{label}{' (*)' if required else ''}: ").bold = False
+        self.run(p, _text(value))
 
     def heading(self, number: int, text: str, required: bool = False) -> None:
         self.para(f"{number}. {text}{' (*)' if required else ''}", bold=True)
@@ -72,13 +95,11 @@ class _Writer:
         table = self.doc.add_table(rows=1, cols=len(header))
         table.style = "Table Grid"
         for cell, text in zip(table.rows[0].cells, header, strict=True):
-            cell.text = text
-            for run in cell.paragraphs[0].runs:
-                run.bold = True
+            self.run(cell.paragraphs[0], text).bold = True
         for row in rows:
             cells = table.add_row().cells
             for cell, value in zip(cells, row, strict=True):
-                cell.text = _text(value) if value not in (0,) else "0"
+                self.run(cell.paragraphs[0], _text(value) if value not in (0,) else "0")
 
     def national_header(self, form: str, report_no: str, reported_at: str) -> None:
         self.para(form, bold=True, right=True)
@@ -99,9 +120,9 @@ class _Writer:
         when = datetime.fromisoformat(at)
         utc_naive = datetime(*when.utctimetuple()[:6])
         core = self.doc.core_properties
-        core.title = title
-        core.author = author
-        core.last_modified_by = author
+        core.title = xml_text(title)
+        core.author = xml_text(author)
+        core.last_modified_by = xml_text(author)
         core.created = utc_naive
         core.modified = utc_naive
         core.last_printed = utc_naive

@@ -68,8 +68,8 @@ class Reports:
         r = self.settings.reporting
         if not r.certificate or not r.private_key:
             return None
-        password = os.environ.get(r.key_password_env, "").encode() if r.key_password_env else None
-        return load_signer(r.certificate, r.private_key, password or None)
+        password = r.signing_key_password()
+        return load_signer(r.certificate, r.private_key, password.encode() if password else None)
 
     # -- building -------------------------------------------------------------------------------
     def build_incident(self, incident_id: str, kind: str = "initial", profile_id: str | None = None,

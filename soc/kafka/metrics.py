@@ -9,8 +9,10 @@ every partition, also when no worker runs.)
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -115,9 +117,12 @@ class WorkerMetrics:
 
 
 class MetricsServer:
-    """``GET /metrics`` (Prometheus text) and ``GET /metrics.json`` on a daemon thread."""
+    """``GET /metrics`` (Prometheus text) and ``GET /metrics.json`` on a daemon thread.
 
-    def __init__(self, metrics: WorkerMetrics, port: int, host: str = "0.0.0.0") -> None:
+    There is no authentication, so it binds the loopback address unless told otherwise
+    (``kafka.metrics_host`` / ``--metrics-host``)."""
+
+    def __init__(self, metrics: WorkerMetrics, port: int, host: str = "127.0.0.1") -> None:
         owner = metrics
 
         class Handler(BaseHTTPRequestHandler):
@@ -138,9 +143,25 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.port = self.server.server_address[1]
+        server_class = ThreadingHTTPServer
+        if ":" in host:  # IPv6
+            server_class = type("ThreadingHTTPServerV6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        self.server = server_class((host.strip("[]"), port), Handler)
+        self.host = str(self.server.server_address[0])
+        self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, name="soc-kafka-metrics", daemon=True)
+
+    def announce(self) -> None:
+        """Log where the endpoint listens: info on loopback, a warning when others can reach it."""
+        from soc.ui import listen_address
+
+        where = listen_address(self.host, self.port)
+        if ipaddress.ip_address(self.host).is_loopback:
+            log.info("metrics listen on %s: GET /metrics, /metrics.json (set kafka.metrics_host or "
+                     "--metrics-host to serve them to other machines)", where)
+        else:
+            log.warning("metrics listen on %s: GET /metrics, /metrics.json, WITHOUT authentication: "
+                        "anyone who reaches this port can read them (firewall it)", where)
 
     def start(self) -> MetricsServer:
         self.thread.start()

@@ -67,7 +67,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from soc.ingest import Record
@@ -77,6 +77,7 @@ from soc.kafka import deadletters as dl
 from soc.kafka.messages import ContextKey, Coordinates, Malformed, context_for, inspect, to_record
 from soc.kafka.metrics import MetricsServer, WorkerMetrics
 from soc.model import Event
+from soc.secrets import mask_url
 from soc.store import open_store
 from soc.store.base import Store, StoreError, WriteResult
 
@@ -90,7 +91,7 @@ class WorkerConfig:
     bootstrap: str
     topics: list[str]
     group: str
-    store_url: str
+    store_url: str = field(repr=False)  # may carry the password: show display_store_url
     dead_letter_topic: str
     batch_size: int = 5000
     max_message_bytes: int = 65536
@@ -103,20 +104,30 @@ class WorkerConfig:
     retry_max_seconds: float = 30.0
     stop_grace: float = 10.0
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     metrics_interval_seconds: float = 30.0
     client_id: str = "soc-ingest"
     write_timeout: float = 60.0
 
+    @property
+    def display_store_url(self) -> str:
+        """The store URL fit to show and log (password masked)."""
+        return mask_url(self.store_url)
+
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> WorkerConfig:
+        """The settings' values, ``overrides`` (not None) on top; the store URL gets the settings'
+        store password (:meth:`soc.config.Settings.store_connect_url`)."""
         k = settings.kafka
         values: dict[str, Any] = dict(
-            bootstrap=k.bootstrap, topics=[k.topic], group=k.group, store_url=settings.resolved_store_url,
+            bootstrap=k.bootstrap, topics=[k.topic], group=k.group,
+            store_url=settings.store_connect_url(overrides.pop("store_url", None)),
             dead_letter_topic=k.dead_letter_topic, batch_size=k.batch_size, max_message_bytes=k.max_message_bytes,
             invalid_utf8=k.invalid_utf8, index_prefix=k.index_prefix, index_replicas=k.index_replicas, timezone=settings.timezone,
             max_poll_interval_ms=k.max_poll_interval_ms, session_timeout_ms=k.session_timeout_ms,
             retry_max_seconds=k.retry_max_seconds,
-            metrics_port=k.metrics_port, metrics_interval_seconds=k.metrics_interval_seconds)
+            metrics_port=k.metrics_port, metrics_host=k.metrics_host,
+            metrics_interval_seconds=k.metrics_interval_seconds)
         values.update({key: v for key, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -269,8 +280,9 @@ class IngestWorker:
                     worker._on_revoked(set(lost))
 
         if self.config.metrics_port is not None:
-            self._metrics_server = MetricsServer(self.metrics, self.config.metrics_port).start()
-            log.info("metrics on http://0.0.0.0:%d/metrics", self._metrics_server.port)
+            self._metrics_server = MetricsServer(self.metrics, self.config.metrics_port,
+                                                 self.config.metrics_host).start()
+            self._metrics_server.announce()
         self.consumer = self._make_consumer()
         self.consumer.subscribe(self.config.topics, listener=Listener())
         self.running = True

@@ -1,6 +1,8 @@
 """Stores, chosen by URL scheme (Faust style): ``sqlite:///path/to/soc.db`` (embedded default),
 ``opensearch://host:9200`` and ``elasticsearch://host:9200`` (``+https`` for TLS, e.g.
-``opensearch+https://user:pass@host:9200``)."""
+``opensearch+https://user:pass@host:9200``). A URL is shown only through
+:func:`soc.secrets.mask_url`; settings put the password from ``store_password_file``/``_env``
+into the URL when connecting (:meth:`soc.config.Settings.store_connect_url`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from importlib import import_module
 from typing import Any
 from urllib.parse import urlsplit
 
+from soc.secrets import mask_url
 from soc.store.base import Conflict, Doc, Match, Store, StoreError, Window, WriteResult
 
 STORES = {
@@ -25,7 +28,7 @@ def open_store(url: str, **options: object) -> Store:
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme not in STORES:
-        raise StoreError(f"unknown store URL {url!r}: use one of {', '.join(s + '://' for s in STORES)}")
+        raise StoreError(f"unknown store URL {mask_url(url)!r}: use one of {', '.join(s + '://' for s in STORES)}")
     module, _, name = STORES[scheme].partition(":")
     cls = getattr(import_module(module), name)
     if scheme == "sqlite":
@@ -40,8 +43,9 @@ def open_store(url: str, **options: object) -> Store:
 
 def open_configured_store(settings: Any, url: str | None = None, **options: object) -> Store:
     """The store the settings name (``store_url``, else SQLite in the data dir; ``url``
-    overrides), opened with the settings' retention and detection query timeout."""
-    url = url or settings.resolved_store_url
+    overrides), with the store password of the settings, opened with the settings' retention
+    and detection query timeout."""
+    url = settings.store_connect_url(url)
     if not url.startswith("sqlite"):
         options.setdefault("retention_days", settings.retention_days)
         options.setdefault("query_timeout", settings.detection.query_timeout_seconds)

@@ -15,6 +15,7 @@ import orjson
 
 from soc.catalog import Catalog, default_catalog
 from soc.model import Event, iso, now_utc
+from soc.secrets import mask_url
 from soc.store import search_mappings as maps
 from soc.store.base import Match, StoreError, Window, WriteResult
 from soc.store.search_client import (
@@ -108,7 +109,7 @@ class SearchStore(DocumentCollections):
         except ValueError as error:
             raise StoreError(str(error)) from error
         if endpoint.flavour != cls.flavour:
-            raise StoreError(f"{url!r} is an {endpoint.flavour} URL; {cls.__name__} needs {cls.flavour}://")
+            raise StoreError(f"{mask_url(url)!r} is an {endpoint.flavour} URL; {cls.__name__} needs {cls.flavour}://")
         store = cls(cls.make_transport(endpoint, query_timeout), prefix=prefix,
                     retention_days=retention_days, query_timeout=query_timeout,
                     write_timeout=write_timeout, replicas=replicas, shards=shards)

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from soc.secrets import mask_url
+
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 
@@ -76,13 +78,13 @@ class Endpoint:
     flavour: str  # "opensearch" | "elasticsearch"
     hosts: list[str]
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def display(self) -> str:
-        """The URL without the password (for error messages)."""
-        user = f"{self.username}:***@" if self.username else ""
+        """The URL without the password (for error messages, ``repr`` of the store)."""
+        user = f"{self.username}:***@" if self.password else f"{self.username}@" if self.username else ""
         return ", ".join(h.replace("://", f"://{user}", 1) for h in self.hosts)
 
 
@@ -91,10 +93,10 @@ def parse_url(url: str) -> Endpoint:
     parts = urlsplit(url)
     flavour, _, transport = parts.scheme.partition("+")
     if flavour not in ("opensearch", "elasticsearch"):
-        raise ValueError(f"not a search store URL: {url!r} (use opensearch:// or elasticsearch://)")
+        raise ValueError(f"not a search store URL: {mask_url(url)!r} (use opensearch:// or elasticsearch://)")
     scheme = transport or "http"
     if scheme not in ("http", "https"):
-        raise ValueError(f"{url!r}: use {flavour}:// or {flavour}+https://")
+        raise ValueError(f"{mask_url(url)!r}: use {flavour}:// or {flavour}+https://")
     userinfo, _, hostpart = parts.netloc.rpartition("@")
     username = password = None
     if userinfo:
@@ -106,7 +108,7 @@ def parse_url(url: str) -> Endpoint:
             host += ":9200"
         hosts.append(f"{scheme}://{host}{parts.path.rstrip('/')}")
     if not hosts:
-        raise ValueError(f"{url!r} names no host (e.g. {flavour}://127.0.0.1:9200)")
+        raise ValueError(f"{mask_url(url)!r} names no host (e.g. {flavour}://127.0.0.1:9200)")
     options: dict[str, Any] = {}
     for key, values in parse_qs(parts.query).items():
         if key == "verify_certs":
@@ -114,7 +116,7 @@ def parse_url(url: str) -> Endpoint:
         elif key == "ca_certs":
             options[key] = values[-1]
         else:
-            raise ValueError(f"{url!r}: unknown option {key!r} (known: ca_certs, verify_certs)")
+            raise ValueError(f"{mask_url(url)!r}: unknown option {key!r} (known: ca_certs, verify_certs)")
     return Endpoint(flavour, hosts, username, password, options)
 
 

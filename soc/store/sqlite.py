@@ -274,22 +274,62 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _json_path(field: str) -> str:
-    """JSON path of a flat dotted key (``$."user.name"``) or of a nested document path."""
-    return '$."' + field.replace('"', '\\"') + '"'
+def _sql_string(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _doc_path(field: str) -> str:
-    """JSON path of a (possibly nested, dot-separated) field in a document body."""
-    return "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in field.split("."))
+def quote_ident(name: str) -> str:
+    """``name`` as an SQL identifier (backticks, as pySigma's SQLite backend writes them)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+#: object keys a quoted JSON path step (``."key"``) spells literally on every SQLite: no ``"``,
+#: no backslash, no control character. SQLite before 3.45 ends such a step at the first ``"``
+#: whatever precedes it and compares keys as written in the JSON text; later versions decode
+#: JSON escapes in both. ``.``, ``[``, ``$``, ``'``... are plain text inside the quotes.
+_PLAIN_KEY = re.compile(r'[^"\\\x00-\x1f]*')
+
+
+def json_extract_sql(column: str, keys: Sequence[str]) -> str:
+    """SQL for the value at ``keys`` (object keys, outermost first) of the JSON in ``column``:
+    ``json_extract(doc, '$."user.name"')``; keys a JSON path cannot spell the same way on every
+    SQLite go to :func:`_json_get` instead, as a JSON array of keys. Either way each key is data
+    inside a string literal: nothing in a field name can end the literal or the path step."""
+    if all(_PLAIN_KEY.fullmatch(key) for key in keys):
+        path = "$" + "".join(f'."{key}"' for key in keys)
+        return f"json_extract({column}, {_sql_string(path)})"
+    return f"soc_json_get({column}, {_sql_string(orjson.dumps(list(keys)).decode())})"
+
+
+def _field_sql(field: str) -> str:
+    """The value of the flat dotted key ``field`` (``user.name``) of an event's ``doc``."""
+    return json_extract_sql("doc", [field])
+
+
+def _doc_field_sql(field: str) -> str:
+    """The value of a (possibly nested, dot-separated) field of a document ``body``."""
+    return json_extract_sql("body", field.split("."))
+
+
+def _json_get(text: str | None, keys: str) -> Any:
+    """SQL function ``soc_json_get(json, keys)``: ``json_extract`` by a JSON array of object keys."""
+    if text is None:
+        return None
+    value: Any = orjson.loads(text)
+    for key in orjson.loads(keys):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return value
 
 
 def _bindable(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(orjson.dumps(v).decode() if isinstance(v, (list, dict, tuple)) else v for v in row)
-
-
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 class SQLiteStore:
@@ -330,8 +370,8 @@ class SQLiteStore:
                 continue
             with _transaction(conn, immediate=True):
                 conn.execute(f"ALTER TABLE events ADD COLUMN {quote_ident(field)} {self._column_type(field)}")
-                conn.execute(f"UPDATE events SET {quote_ident(field)} = json_extract(doc, '{_json_path(field)}')"
-                             f" WHERE json_extract(doc, '{_json_path(field)}') IS NOT NULL")
+                conn.execute(f"UPDATE events SET {quote_ident(field)} = {_field_sql(field)}"
+                             f" WHERE {_field_sql(field)} IS NOT NULL")
             self._columns.add(field)
 
     # -- connections ---------------------------------------------------------------------------
@@ -350,6 +390,7 @@ class SQLiteStore:
             conn.execute("PRAGMA cache_size = -131072")  # 128 MiB
             conn.create_function("regexp", 2, _regexp, deterministic=True)
             conn.create_function("soc_has_literal", 2, self._has_literal, deterministic=True)
+            conn.create_function("soc_json_get", 2, _json_get, deterministic=True)
             self._local.conn = conn
         return conn
 
@@ -433,7 +474,7 @@ class SQLiteStore:
                 kind = self._column_type(field)
                 conn.execute(
                     f"ALTER TABLE events ADD COLUMN {quote_ident(field)} {kind} "
-                    f"GENERATED ALWAYS AS (json_extract(doc, '{_json_path(field)}')) VIRTUAL"
+                    f"GENERATED ALWAYS AS ({_field_sql(field)}) VIRTUAL"
                 )
                 self._columns.add(field)
 
@@ -663,7 +704,7 @@ class SQLiteStore:
     ) -> list[Doc]:
         clauses, params = ["collection = ?"], [collection]
         for field, value in (where or {}).items():
-            path = f"json_extract(body, '{_doc_path(field)}')"
+            path = _doc_field_sql(field)
             if isinstance(value, (list, tuple, set)):
                 values = list(value)
                 if not values:
@@ -676,14 +717,14 @@ class SQLiteStore:
                 clauses.append(f"{path} = ?")
                 params.append(value)
         if time_field and start is not None:
-            clauses.append(f"json_extract(body, '{_doc_path(time_field)}') >= ?")
+            clauses.append(f"{_doc_field_sql(time_field)} >= ?")
             params.append(start)
         if time_field and end is not None:
-            clauses.append(f"json_extract(body, '{_doc_path(time_field)}') < ?")
+            clauses.append(f"{_doc_field_sql(time_field)} < ?")
             params.append(end)
         order = ""
         if sort:
-            order = f" ORDER BY json_extract(body, '{_doc_path(sort)}') {'DESC' if descending else 'ASC'}, id"
+            order = f" ORDER BY {_doc_field_sql(sort)} {'DESC' if descending else 'ASC'}, id"
         sql = f"SELECT id, version, body FROM docs WHERE {' AND '.join(clauses)}{order} LIMIT ?"
         params.append(limit)
         return [Doc(r[0], r[1], orjson.loads(r[2])) for r in self._conn().execute(sql, params)]
