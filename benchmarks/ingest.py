@@ -107,7 +107,7 @@ def ceiling_same(url: str, topic: str, n: int, batch_size: int) -> dict[str, obj
 
 
 def run_worker(bootstrap: str, topic: str, url: str, prefix: str, batch_size: int) -> dict[str, object]:
-    cmd = [sys.executable, "-m", "soc.kafka_cli", "worker", "-b", bootstrap, "-t", topic, "-g", topic,
+    cmd = [sys.executable, "-m", "soc.cli", "kafka", "worker", "-b", bootstrap, "-t", topic, "-g", topic,
            "--store-url", "opensearch://" + url.split("://", 1)[1], "--index-prefix", prefix, "--replicas", "0",
            "--dead-letter-topic", f"{topic}.dlq", "--batch-size", str(batch_size), "--until-idle", "5"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

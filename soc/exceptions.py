@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -523,3 +524,22 @@ def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
                                    f"{settings.store_display_url()}: {mask_urls_in(str(error))}")
         return None
     return exceptions
+
+
+_WHERE = re.compile(r"^\s*(?P<field>[^\s=]+)\s+(?P<op>equals|in|cidr|wildcard)\s+(?P<value>.+?)\s*$")
+
+
+def parse_where(text: str) -> dict[str, Any]:
+    """``source.ip=1.2.3.4`` | ``user.name=svc_*`` (wildcard) | ``source.ip in a,b`` |
+    ``source.ip cidr 10.0.0.0/8,192.168.0.0/16`` | ``field equals v`` | ``field wildcard v``."""
+    match = _WHERE.match(text)
+    if match:
+        op, value = match["op"], match["value"]
+        values = [v.strip() for v in value.split(",") if v.strip()] if op in ("in", "cidr") else value
+        return {"field": match["field"], "op": op, "value": values}
+    field, sep, value = text.partition("=")
+    if not sep or not field.strip():
+        raise ValueError(f"--where {text!r}: write FIELD=VALUE, 'FIELD in A,B', 'FIELD cidr NET' "
+                         "or 'FIELD wildcard PATTERN'")
+    op = "wildcard" if any(c in value for c in "*?") else "equals"
+    return {"field": field.strip(), "op": op, "value": value.strip()}

@@ -26,10 +26,10 @@ from soc.exceptions import (
     ExceptionError,
     Exceptions,
     parse_expiry,
+    parse_where,
     scope_warnings,
 )
 from soc.hunt import ingest_files, run_hunt
-from soc.incidents_cli import parse_where
 from soc.model import iso
 from soc.store.base import Store, Window
 from soc.store.sqlite import SQLiteStore

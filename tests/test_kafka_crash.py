@@ -2,7 +2,7 @@
 SIGKILLed at random moments and restarted; the store ends with exactly 200,000 documents, each
 id once, and the group's committed offsets equal the end offsets.
 
-Runs the worker as a subprocess (``python -m soc.kafka_cli worker``) against the session's real
+Runs the worker as a subprocess (``python -m soc.cli kafka worker``) against the session's real
 Kafka and OpenSearch. Slow (about two minutes on two shared cores), marked ``slow``; not skipped.
 """
 

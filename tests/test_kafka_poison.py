@@ -63,7 +63,7 @@ def _send_all(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes 
 
 
 def _cli(*args: str, cwd: Path) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "soc.kafka_cli", *args], cwd=cwd, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "soc.cli", "kafka", *args], cwd=cwd, capture_output=True, text=True,
                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-3000:]
     return {"stdout": out.stdout, "stderr": out.stderr}

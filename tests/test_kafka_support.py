@@ -104,7 +104,7 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], *,
 
 
 def worker_cmd(bootstrap: str, topic: str, group: str, opensearch_url: str, prefix: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "soc.kafka_cli", "worker", "-b", bootstrap, "-t", topic, "-g", group,
+    return [sys.executable, "-m", "soc.cli", "kafka", "worker", "-b", bootstrap, "-t", topic, "-g", group,
             "--store-url", store_url(opensearch_url), "--index-prefix", prefix,
             "--dead-letter-topic", f"{topic}.dlq", "--replicas", "0", *extra]
 

@@ -7,7 +7,7 @@ pipeline as the service, so every event has the same deterministic id in both st
 rules are the project's own SSH rules (``detections/linux/ssh``: auth failures, brute force,
 slow brute force, password spraying, login after brute force, root login, reverse DNS).
 
-The scheduler processes are real ``python -m soc.detect_cli`` subprocesses (the ``soc detect``
+The scheduler processes are real ``python -m soc.cli detect`` subprocesses (the ``soc detect``
 command) with their own store clients and owners; each prints one JSON line per run, which is
 how these tests see which process ran which window.
 """
@@ -166,7 +166,7 @@ def test_run_all_over_event_time_batches_rule_queries_and_agrees(
 
 # -- 2. several scheduler processes ---------------------------------------------------------------
 def _scheduler(url: str, prefix: str, owner: str, lease: float, workers: int = 2) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "soc.detect_cli", "--store-url", store_url(url), "--index-prefix", prefix,
+    cmd = [sys.executable, "-m", "soc.cli", "detect", "--store-url", store_url(url), "--index-prefix", prefix,
            "--replicas", "0", "--rules", str(SSH_RULES), "--owner", owner, "--interval", "1",
            "--settle", "0", "--overlap", str(OVERLAP), "--lease", str(lease), "--max-concurrent", str(workers),
            "--query-timeout", "30"]

@@ -1,6 +1,6 @@
 """``soc detect``: the rule scheduler as its own process, for scale-out and high availability.
 
-Mounted on the main CLI by one line in :mod:`soc.cli`. Everything it does is in
+Everything it does is in
 :mod:`soc.detect.scheduler` (leases, watermarks, health) and :mod:`soc.detect.engine`; this
 module only reads options, opens the store and prints what happened.
 """
@@ -175,13 +175,3 @@ def detect(
 
 
 detect.__doc__ = HELP
-app = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False, add_completion=False)
-app.command(help=HELP)(detect)
-
-
-def main() -> None:  # ``python -m soc.detect_cli``
-    app()
-
-
-if __name__ == "__main__":
-    main()

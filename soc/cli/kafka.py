@@ -1,6 +1,6 @@
 """``soc kafka ...``: the Kafka ingest path on the command line (worker, relay, status, dlq).
 
-Mounted by :mod:`soc.cli` as ``soc kafka``; also runnable as ``python -m soc.kafka_cli``.
+Mounted as ``soc kafka`` (also ``python -m soc.cli kafka ...``).
 Defaults come from settings (``SOC_KAFKA__BOOTSTRAP``, ``SOC_KAFKA__TOPIC``, ``SOC_STORE_URL``...,
 see :class:`soc.config.KafkaSettings`); options override them. docs/kafka.md explains the
 topic layout, the commit rule, the dead-letter format and scaling.
@@ -12,12 +12,13 @@ import json
 import logging
 import signal
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from soc.cli.common import fail
 from soc.config import load_settings
-from soc.secrets import SecretError, mask_urls_in, redact_logs, warn_password_option
+from soc.secrets import SecretError, redact_logs, warn_password_option
 
 app = typer.Typer(
     help="Kafka ingest at scale: workers that store log records from Kafka (exactly-once outcome), "
@@ -61,12 +62,6 @@ def _logging(verbose: bool) -> None:
     redact_logs()  # URL passwords; the settings' secret values are added by _config
 
 
-def _fail(message: str) -> NoReturn:
-    """``error: MESSAGE`` on stderr (URLs masked), exit 2."""
-    typer.echo(f"error: {mask_urls_in(message)}", err=True)
-    raise typer.Exit(2)
-
-
 def _kafka_unreachable() -> tuple[type[Exception], ...]:
     """What kafka-python raises when no broker answers (3.x: a bootstrap timeout)."""
     from kafka import errors
@@ -89,7 +84,7 @@ def _config(**overrides: object):  # type: ignore[no-untyped-def]
     try:
         config = WorkerConfig.from_settings(settings, **overrides)
     except SecretError as error:  # the store password's file or variable is missing
-        _fail(str(error))
+        fail(str(error))
     if topic:
         config.topics = [str(topic)]
     return config
@@ -157,7 +152,7 @@ def worker(
     try:
         ingest = IngestWorker(config)
     except Exception as error:  # noqa: BLE001  (store unreachable, bad URL: say what to check)
-        _fail(str(error))
+        fail(str(error))
 
     def on_signal(signum: int, _frame: object) -> None:
         logging.getLogger("soc.kafka.worker").warning("signal %d: finishing the batch, committing, leaving the group",
@@ -169,7 +164,7 @@ def worker(
     try:
         result = ingest.run(until_idle=until_idle)
     except _kafka_unreachable() as error:
-        _fail(f"Kafka at {config.bootstrap} is unreachable ({error}): check --bootstrap and that the brokers run")
+        fail(f"Kafka at {config.bootstrap} is unreachable ({error}): check --bootstrap and that the brokers run")
     typer.echo(json.dumps(result.snapshot()))
 
 

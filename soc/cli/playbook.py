@@ -1,6 +1,6 @@
 """``soc playbook ...``: list, validate, run by hand, inspect runs, approve, resume.
 
-Mounted in :mod:`soc.cli` with one ``add_typer`` line. Times are shown in the analyst's zone
+Times are shown in the analyst's zone
 with the zone named (:mod:`soc.ui`).
 """
 
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from soc.cli.common import fail
 from soc.config import load_settings
 from soc.ui import console, show_time, zone_note
 
@@ -29,9 +30,6 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "waiti
                 "pending": "dim", "skipped": "dim", "retrying": "yellow"}
 
 
-def _fail(message: str, code: int = 2) -> None:
-    console(stderr=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _runner(folder: Path | None = None, *, store_url: str | None = None,  # type: ignore[no-untyped-def]
@@ -118,7 +116,7 @@ def _parse_inputs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            _fail(f"--input {pair!r}: use name=value")
+            fail(f"--input {pair!r}: use name=value")
         inputs[name.strip()] = value
     return inputs
 
@@ -152,21 +150,21 @@ def run(
         for alert_id in alert:
             doc = runner.store.get("alerts", alert_id)
             if doc is None:
-                _fail(f"no alert {alert_id!r}; `soc alerts list --json` shows the ids")
+                fail(f"no alert {alert_id!r}; `soc alerts list --json` shows the ids")
                 return
             alerts.append(doc.body)
         trigger.update(alerts=alerts, alert=alerts[0], alert_ids=[a["id"] for a in alerts], group={})
     if incident:
         found = runner.incidents.get(incident)
         if found is None:
-            _fail(f"no incident {incident!r}")
+            fail(f"no incident {incident!r}")
             return
         trigger.update(incident=found.model_dump(mode="json"), event="manual")
     try:
         run_id, created = runner.start(playbook_id, trigger, f"manual:{key or uuid.uuid4().hex}",
                                        inputs=_parse_inputs(inputs or []), actor=who, dry_run=dry_run)
     except PlaybookError as error:
-        _fail(str(error))
+        fail(str(error))
         return
     if not created:
         console().print(f"a run with key {key!r} exists already: {run_id} (not run again)")
@@ -213,7 +211,7 @@ def _show(runner: Any, run_id: str, *, verbose: bool) -> None:
 
     doc = runner.store.get("playbook_runs", run_id)
     if doc is None:
-        _fail(f"no playbook run {run_id!r}; `soc playbook runs` lists them")
+        fail(f"no playbook run {run_id!r}; `soc playbook runs` lists them")
         return
     body = doc.body
     zone = runner.settings.zone
@@ -278,7 +276,7 @@ def approve(
     try:
         runner.approve(run_id, approved=not reject, by=by or f"user:{getpass.getuser()}", comment=comment)
     except PlaybookError as error:
-        _fail(str(error))
+        fail(str(error))
         return
     _show(runner, run_id, verbose=False)
 
@@ -296,7 +294,7 @@ def resume(
         try:
             runner.resume(run_id)
         except PlaybookError as error:
-            _fail(str(error))
+            fail(str(error))
             return
         _show(runner, run_id, verbose=False)
         return

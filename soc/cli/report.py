@@ -8,19 +8,17 @@ from typing import Annotated
 
 import typer
 
+from soc.cli.common import fail
 from soc.config import load_settings
 from soc.ui import console, show_time, zone_note
 
-report_app = typer.Typer(
+app = typer.Typer(
     help="National reports: Mẫu 03/04 from an incident, Mẫu 05 and monitoring summaries, as JSON, "
          ".docx, STIX 2.1 and MISP per the recipient's profile; signed (CMS .p7s) and delivered "
          "through an outbox (HTTPS, e-mail \"[TBSC]\", drop folder). See docs/reporting.md.",
     no_args_is_help=True)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-    raise typer.Exit(code)
 
 
 def _store():  # type: ignore[no-untyped-def]
@@ -30,7 +28,7 @@ def _store():  # type: ignore[no-untyped-def]
     return settings, open_configured_store(settings)
 
 
-@report_app.command("build")
+@app.command("build")
 def build(
     incident: Annotated[str | None, typer.Option("--incident", "-i", help="Incident id: build Mẫu 03/04 for it.")] = None,
     kind: Annotated[str, typer.Option(help="With --incident: initial (Mẫu 03), update, or closing (Mẫu 04).")] = "initial",
@@ -76,10 +74,10 @@ def build(
         elif summary:
             built = reports.build_summary(summary, period, profile, out_dir=out, rebuild=rebuild)
         else:
-            _fail("name what to build: --incident ID, --summary PERIOD_TYPE or --regenerate REPORT_NO")
+            fail("name what to build: --incident ID, --summary PERIOD_TYPE or --regenerate REPORT_NO")
             return
     except (MissingFieldsError, SnapshotError, ProfileError, SigningError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error))
         return
     out_console = console()
     out_console.print(f"report {built.report_no} ({built.document}, {built.kind}, profile {built.profile_id})"
@@ -96,10 +94,10 @@ def build(
             for eid in enqueue(store, settings, built.report_no):
                 out_console.print(f"queued {eid}")
         except OutboxError as error:
-            _fail(str(error))
+            fail(str(error))
 
 
-@report_app.command("verify")
+@app.command("verify")
 def verify(
     file: Annotated[Path, typer.Argument(help="The exported file.")],
     sig: Annotated[Path | None, typer.Option(help="Its detached signature (default: FILE.p7s).")] = None,
@@ -122,7 +120,7 @@ def verify(
     settings = load_settings()
     trust = ca or settings.reporting.certificate
     if trust is None:
-        _fail(f"cannot verify {file}: {NO_ANCHOR}")
+        fail(f"cannot verify {file}: {NO_ANCHOR}")
     result = verify_file(file, sig, trust, intermediates_path=intermediates)
     text = result.summary()
     if result.ok:
@@ -132,7 +130,7 @@ def verify(
         raise typer.Exit(1)
 
 
-@report_app.command("send")
+@app.command("send")
 def send(
     report_no: Annotated[str | None, typer.Argument(help="Report number to enqueue (omit to only run the outbox).")] = None,
     to: Annotated[list[str] | None, typer.Option("--to", help="Recipient name (reporting.recipients); repeat. "
@@ -153,7 +151,7 @@ def send(
             for eid in enqueue(store, settings, report_no, to):
                 out.print(f"queued {eid}")
     except (OutboxError, SnapshotError) as error:
-        _fail(str(error))
+        fail(str(error))
     handled = run_until_settled(store, settings, timeout=wait) if wait else deliver_due(store, settings)
     for entry in handled:
         style = {"delivered": "green", "failed": "red"}.get(entry["status"], "yellow")
@@ -164,7 +162,7 @@ def send(
         out.print("nothing due in the outbox")
 
 
-@report_app.command("outbox")
+@app.command("outbox")
 def outbox(
     status: Annotated[str | None, typer.Option(help="Only pending, sending, delivered or failed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
@@ -194,7 +192,7 @@ def outbox(
     console().print(table)
 
 
-@report_app.command("due")
+@app.command("due")
 def due(
     all_: Annotated[bool, typer.Option("--all", help="Also list reports already delivered.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
@@ -228,7 +226,7 @@ def due(
         raise typer.Exit(1)
 
 
-@report_app.command("keygen")
+@app.command("keygen")
 def keygen(
     cert: Annotated[Path, typer.Option(help="Where to write the certificate (PEM).")] = Path("soc-data/signing/cert.pem"),
     key: Annotated[Path, typer.Option(help="Where to write the private key (PEM, mode 600).")] = Path("soc-data/signing/key.pem"),

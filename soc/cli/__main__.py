@@ -1,0 +1,5 @@
+"""``python -m soc.cli ...``: the same as the ``soc`` command."""
+
+from soc.cli.main import main
+
+main()

@@ -1,0 +1,147 @@
+"""``soc rules ...``: the conversion report of a rule pack, per-rule run health, and the
+regression samples of the project's rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from soc.cli.common import RulesOption, fail, rule_dirs
+from soc.config import content_dir, load_settings
+from soc.detect.regression import RegressionResult, run_regression
+from soc.ui import console, show_time, zone_note
+
+app = typer.Typer(help="Check and inspect detection rules.", no_args_is_help=True)
+
+
+@app.command("check")
+def rules_check(
+    rules: RulesOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full per-rule report as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every rule, not only problems.")] = False,
+) -> None:
+    """Compile every rule and print the conversion report.
+
+    Per rule: the datasets it runs on, unmapped fields, unsupported features, errors. Exits 1 when
+    a rule cannot be loaded or converted (rules for log sources we do not collect are listed but
+    are not errors).
+    """
+    from collections import Counter
+
+    from soc.detect.compiler import compile_rules
+    from soc.detect.rules import load_rules
+
+    dirs = rule_dirs(rules)
+    err = console(stderr=True)
+    with err.status(f"loading and compiling rules from {', '.join(map(str, dirs))}..."):
+        try:
+            loaded = load_rules(dirs)
+        except FileNotFoundError as error:
+            fail(str(error))
+            return
+        ruleset = compile_rules(loaded)
+    reports = ruleset.reports()
+    if as_json:
+        print(json.dumps({"problems": [p.__dict__ for p in ruleset.problems],
+                          "rules": [r.as_dict() for r in reports]}, ensure_ascii=False, indent=1))
+    else:
+        out = console()
+        for problem in ruleset.problems:
+            out.print(f"[red]load error[/] {problem.path}: {problem.error}")
+        for report in sorted(reports, key=lambda r: (r.status, r.path)):
+            if report.status == "ok" and not verbose:
+                continue
+            if report.status == "no_data_source" and not verbose:
+                continue
+            style = {"error": "red", "warning": "yellow", "ok": "green"}.get(report.status, "dim")
+            out.print(f"[{style}]{report.status:15}[/] {report.title} ({report.rule_id}) {report.path}")
+            for line in report.errors + report.warnings + report.notes:
+                out.print(f"                {line}")
+        counts = Counter(r.status for r in reports)
+        out.print(f"{len(reports)} rules: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                  + f"; {len(ruleset.problems)} files could not be loaded")
+        if counts.get("no_data_source"):
+            out.print(f"({counts['no_data_source']} rules are for log sources no dataset provides; "
+                      "`--verbose` lists them)")
+    if ruleset.problems or any(r.status == "error" for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command("health")
+def rules_health(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Per-rule run health from the store: last run, duration, hits, covered range, errors."""
+    from rich.table import Table
+
+    from soc.detect.scheduler import RULE_STATE
+    from soc.store import open_configured_store
+
+    settings = load_settings()
+    store = open_configured_store(settings)
+    docs = list(store.iter_all(RULE_STATE))
+    if as_json:
+        print(json.dumps([d.body for d in docs], ensure_ascii=False, indent=1))
+        return
+    table = Table(title="rule health", caption=zone_note(settings.zone))
+    for column in ("rule", "last run", "duration s", "alerts (last/total)", "covered until", "error"):
+        table.add_column(column, overflow="fold")
+    for doc in sorted(docs, key=lambda d: d.body.get("title", "")):
+        s = doc.body
+        table.add_row(s.get("title", doc.id), show_time(s.get("last_run"), settings.zone),
+                      str(s.get("last_duration", "")), f"{s.get('last_hits', 0)}/{s.get('total_alerts', 0)}",
+                      show_time(s.get("covered_until"), settings.zone), s.get("last_error") or "")
+    console().print(table)
+
+
+
+def _table(results: list[RegressionResult], failed_only: bool) -> Table:
+    table = Table(title="Regression tests of the rules", show_lines=False)
+    table.add_column("result")
+    table.add_column("rule")
+    table.add_column("test")
+    table.add_column("expected", justify="right")
+    table.add_column("got", justify="right")
+    table.add_column("problem", overflow="fold")
+    for item in results:
+        if failed_only and item.ok:
+            continue
+        table.add_row(
+            "[green]ok[/]" if item.ok else "[bold red]FAIL[/]",
+            item.title or item.rule_id or item.info,
+            item.test,
+            "" if item.expected is None else str(item.expected),
+            "" if item.got is None else str(item.got),
+            item.message,
+        )
+    return table
+
+
+@app.command("test")
+def rules_test(
+    detections: Annotated[Path | None, typer.Option(
+        "--detections", "-d", help="Rule folder holding regression_data/ (default: the project's detections/).",
+        show_default=False)] = None,
+    failed_only: Annotated[bool, typer.Option("--failed-only", help="List only failed tests.")] = False,
+    coverage: Annotated[bool, typer.Option(
+        "--coverage/--no-coverage", help="Fail for alerting rules without a positive and a negative sample.")] = True,
+) -> None:
+    """Run every rule's regression samples (positive and negative) and print a table.
+
+    Each test ingests one sample file the way `soc hunt` does, runs the rules and compares the number of alerts of the tested rule with the match_count in its info.yml.
+
+    Layout and how to add samples: detections/README.md. Exits 1 when a test fails or an alerting rule has no positive or no negative sample.
+    """
+    out = console()
+    folder = detections or content_dir("detections")
+    if not folder.is_dir():
+        out.print(f"[red]rule folder {folder} does not exist[/]: pass --detections DIR")
+        raise typer.Exit(2)
+    results = run_regression(folder, require_coverage=coverage)
+    failed = sum(not r.ok for r in results)
+    if failed or not failed_only:
+        out.print(_table(results, failed_only))
+    out.print(f"{len(results) - failed} passed, {failed} failed")
+    raise typer.Exit(1 if failed else 0)

@@ -1,0 +1,48 @@
+"""``soc run``: the embedded service (syslog listeners, inbox, SQLite, scheduled rules)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from soc.cli.common import RulesOption, fail, rule_dirs
+from soc.config import load_settings
+
+
+def run(
+    rules: RulesOption = None,
+    udp: Annotated[str | None, typer.Option(help="Syslog UDP listen address (default from settings: 0.0.0.0:5514); '' disables.")] = None,
+    tcp: Annotated[str | None, typer.Option(help="Syslog TCP listen address (RFC 6587 framing); '' disables.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the store and the inbox live (default: ./soc-data).")] = None,
+    once: Annotated[bool, typer.Option(help="Ingest what is in the inbox, run every rule once, then stop.")] = False,
+) -> None:
+    """Run the embedded service: syslog listeners, file inbox, SQLite store, scheduled rules.
+
+    Drop log files into <data-dir>/inbox to ingest them; point agency devices at the syslog
+    port. Ctrl-C stops cleanly (pending batches are stored first). The start-up lines say where
+    the store is (password masked) and on which addresses and ports the service listens.
+    """
+    import logging
+
+    from soc.secrets import SecretError, mask_urls_in
+    from soc.service import run_service
+    from soc.store import StoreError
+
+    # before the settings are read: their warnings (a password in clear text...) are logged
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    settings = load_settings(**overrides)
+    if udp is not None:
+        settings.syslog.udp = udp or None
+    if tcp is not None:
+        settings.syslog.tcp = tcp or None
+    try:
+        run_service(settings, rule_dirs(rules), once=once)
+    except (StoreError, SecretError) as error:  # store unreachable, bad URL, secret file missing
+        fail(mask_urls_in(str(error)))
+
+
