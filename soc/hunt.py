@@ -142,7 +142,7 @@ def run_hunt(paths: Iterable[Path], rule_dirs: list[Path], *, fmt: str = "auto",
              workdir: Path | None = None, exceptions: Filter | None = None,
              fresh_store: bool = True) -> HuntResult:
     """Ingest ``paths`` into a scratch store and run the rules over everything. ``exceptions``
-    (e.g. :func:`soc.exceptions.active_exceptions_for` the configured store) hold back the
+    (e.g. :func:`soc.detect.suppressions.active_exceptions_for` the configured store) hold back the
     alerts they cover; the result counts them. ``fresh_store=False`` records alerts the way the
     service does (store look-ups per episode): slower, same alerts (a test compares the two)."""
     files = expand(paths)

@@ -28,7 +28,7 @@ from soc.detect.compiler import Detection, compile_rules
 from soc.detect.engine import DetectionEngine, RunResult
 from soc.detect.rules import load_rules
 from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
-from soc.exceptions import ActiveExceptions
+from soc.detect.suppressions import ActiveExceptions
 from soc.export.schedule import register_report_jobs
 from soc.ingest.deadletter import DeadLetterFile
 from soc.ingest.pipeline import IngestPipeline

@@ -19,7 +19,7 @@ from soc.detect.compiler import RuleSet, compile_rules
 from soc.detect.engine import ALERTS, DetectionEngine
 from soc.detect.rules import load_rules
 from soc.detect.scheduler import RULE_STATE, RuleRunner, Timing
-from soc.exceptions import (
+from soc.detect.suppressions import (
     AUDIT,
     ActiveExceptions,
     Condition,

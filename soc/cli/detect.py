@@ -108,7 +108,7 @@ def detect(
     from soc.detect.engine import DetectionEngine
     from soc.detect.rules import load_rules
     from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
-    from soc.exceptions import ActiveExceptions
+    from soc.detect.suppressions import ActiveExceptions
     from soc.secrets import SecretError, mask_urls_in, redact_logs, warn_password_option
     from soc.store import StoreError, open_configured_store
 

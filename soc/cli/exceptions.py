@@ -1,5 +1,5 @@
 """``soc exceptions ...``: detection exceptions (alerts not to raise), a thin shell over
-:mod:`soc.exceptions`."""
+:mod:`soc.detect.suppressions`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from soc.cli.common import ActorOption, JsonOption, acting_user, fail
 from soc.config import load_settings
-from soc.exceptions import parse_where
+from soc.detect.suppressions import parse_where
 from soc.ui import console, show_time, zone_note
 
 app = typer.Typer(
@@ -41,7 +41,7 @@ def _store():  # type: ignore[no-untyped-def]
 
 def _call(action: Callable[[], T]) -> T:
     """Run a service call; its errors (which name the input) become a clean message."""
-    from soc.exceptions import ExceptionError
+    from soc.detect.suppressions import ExceptionError
     from soc.incidents.service import IncidentError
 
     try:
@@ -66,7 +66,7 @@ def exceptions_list(
     as_json: JsonOption = False,
 ) -> None:
     """List the exceptions in force (with --all: every one ever added)."""
-    from soc.exceptions import Exceptions
+    from soc.detect.suppressions import Exceptions
 
     settings, store = _store()
     now = datetime.now(UTC)
@@ -107,7 +107,7 @@ def exceptions_add(
     Example: soc exceptions add --rule 0b8e3f4c-2a6d-4e71-8c1f-5d9b7a3e6c21 --where source.ip=10.0.5.20
     --owner 'Phòng CNTT Sở Y tế' --reason 'nightly backup job logs in with a stale key' --expires 30d
     """
-    from soc.exceptions import Exceptions, parse_expiry
+    from soc.detect.suppressions import Exceptions, parse_expiry
 
     scopes = [s for s in (("rule", rule), ("group", group), ("all", "all" if all_rules else None)) if s[1]]
     if len(scopes) != 1:
@@ -137,7 +137,7 @@ def _warn_scope(exception: Any, settings: Any) -> None:
     from soc.config import content_dir
     from soc.detect.compiler import compile_rules
     from soc.detect.rules import load_rules
-    from soc.exceptions import scope_warnings
+    from soc.detect.suppressions import scope_warnings
 
     try:
         ruleset = compile_rules(load_rules([content_dir("detections"), *settings.rule_dirs]))
@@ -155,7 +155,7 @@ def exceptions_disable(
     actor: ActorOption = None,
 ) -> None:
     """Stop an exception from applying (it stays listed with --all, and in the audit)."""
-    from soc.exceptions import Exceptions
+    from soc.detect.suppressions import Exceptions
 
     _settings, store = _store()
     exception = _call(lambda: Exceptions(store).disable(exception_id, actor=acting_user(actor), note=note))
@@ -169,7 +169,7 @@ def exceptions_show(
 ) -> None:
     """Show an exception, its audit trail and the alerts it held back in the rules' last runs."""
     from soc.detect.scheduler import RULE_STATE
-    from soc.exceptions import Exceptions
+    from soc.detect.suppressions import Exceptions
 
     settings, store = _store()
     book = Exceptions(store)

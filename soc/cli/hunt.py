@@ -32,7 +32,7 @@ def hunt(
 
         soc hunt /var/log/auth.log --rules detections --rules ../sigma/rules
     """
-    from soc.exceptions import active_exceptions_for
+    from soc.detect.suppressions import active_exceptions_for
     from soc.hunt import HuntError, run_hunt
     from soc.ui import LEVEL_ORDER
 

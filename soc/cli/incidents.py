@@ -40,7 +40,7 @@ def _store():  # type: ignore[no-untyped-def]
 
 def _call(action: Callable[[], T]) -> T:
     """Run a service call; its errors (which name the input) become a clean message."""
-    from soc.exceptions import ExceptionError
+    from soc.detect.suppressions import ExceptionError
     from soc.incidents.service import IncidentError
 
     try:

@@ -39,7 +39,7 @@ MAX_EVENT_IDS = 1000
 MAX_MATCHES = 2_000_000  # hard bound on matches pulled for one correlation input
 
 Filter = Callable[[Detection, Match | Episode], str | bool | None]
-"""The exception hook (:class:`soc.exceptions.ActiveExceptions`): given what would become an
+"""The exception hook (:class:`soc.detect.suppressions.ActiveExceptions`): given what would become an
 alert -- a match of a single-event rule or an episode of a correlation -- the id of the
 exception that suppresses it (or True), else None. Suppressed alerts are not recorded but
 counted in :attr:`RunResult.suppressed` / ``suppressed_by``. The events a correlation counts are
