@@ -104,7 +104,7 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         cpu0 = cpu_seconds()
         started = time.perf_counter()
-        result = run_hunt([source], [], timezone="Asia/Ho_Chi_Minh", ruleset=ruleset, workdir=Path(tmp))
+        result = run_hunt([source], ruleset, timezone="Asia/Ho_Chi_Minh", workdir=Path(tmp))
         wall = time.perf_counter() - started
         cpu = cpu_seconds() - cpu0
         load_after = os.getloadavg()[0]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["Clock", "fixed_clock", "running_clock", "system_clock"]
+__all__ = ["Clock", "epoch_clock", "fixed_clock", "running_clock", "system_clock"]
 
 Clock = Callable[[], datetime]
 """Returns the current time, aware, in UTC."""
@@ -24,6 +24,12 @@ Clock = Callable[[], datetime]
 def system_clock() -> datetime:
     """The machine's clock, in UTC."""
     return datetime.now(UTC)
+
+
+def epoch_clock(seconds: Callable[[], float]) -> Clock:
+    """A :data:`Clock` reading ``seconds()`` -- epoch seconds, like :func:`time.time` -- for
+    code that keeps its time as numbers (the detection scheduler, the playbook runner)."""
+    return lambda: datetime.fromtimestamp(seconds(), UTC)
 
 
 def fixed_clock(at: datetime) -> Clock:

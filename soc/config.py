@@ -7,20 +7,43 @@ machine with nothing to install.
 
 Content folders (``ingest/``, ``detections/``, ``playbooks/``) are found next to the working
 directory first, then next to the installed package (a source checkout).
+
+Settings are strict (:func:`load_settings`): a key in the file that is no setting, at any depth,
+a ``SOC_...`` variable that sets no setting (unless reserved: :data:`RESERVED_ENV_NAMES`,
+:data:`RESERVED_ENV_PREFIXES`), ``SOC_CONFIG`` naming a missing file, invalid YAML and wrong
+values are :class:`ConfigError`, each problem in one line naming the file and line or the
+variable (:mod:`soc.config_errors`). ``soc config check`` lists them all.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
+from soc.config_errors import (
+    ConfigError,
+    EnvironmentSettings,
+    Problem,
+    SettingsFile,
+    environment_settings,
+    explain_settings_error,
+    explain_validation_error,
+    read_settings_file,
+    secret_env_names,
+    unknown_keys,
+)
 from soc.secrets import (
     is_secret_name,
     mask_url,
@@ -33,6 +56,25 @@ from soc.secrets import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+#: ``SOC_...`` environment variables that are no setting but are read directly by the code, the
+#: tests, the tools or the deployment; they are never reported as unknown. Any other ``SOC_...``
+#: variable must set a setting (``SOC_DETECTION__INTERVAL_SECONDS``), or be named by a ``..._env``
+#: setting (``smtp: {password_env: SOC_SMTP_PASSWORD}``), or it is an error.
+RESERVED_ENV_NAMES: dict[str, str] = {
+    "SOC_CONFIG": "the settings file (default: soc.yml in the working directory)",
+    "SOC_DEBUG": "show the traceback of a configuration error (`soc --debug`)",
+    "SOC_ACTOR": "who runs a command, recorded in histories (soc/cli/common.py, default: the login name)",
+    "SOC_SHARED_DATA": "tests: the folder of real test data (tests/conftest.py, default: ../shared/data)",
+    "SOC_TOPIC_PARTITIONS": "docker/compose.yml: partitions of the soc.logs topic (docker/env.example)",
+}
+#: name prefixes of reserved ``SOC_...`` variables (see :data:`RESERVED_ENV_NAMES`)
+RESERVED_ENV_PREFIXES: dict[str, str] = {
+    "SOC_TEST_": "tests: servers to reuse and images (tests/servers.py: SOC_TEST_KAFKA_BOOTSTRAP, "
+                 "SOC_TEST_OPENSEARCH_URL, SOC_TEST_DEVSTACK_STATE, SOC_TEST_ELASTICSEARCH_IMAGES)",
+    "SOC_DEVSTACK_": "the dev servers of soc/devstack: SOC_DEVSTACK_JAVA, SOC_DEVSTACK_JAVA_OPTS, "
+                     "SOC_DEVSTACK_CDS, SOC_DEVSTACK_TIMEOUT",
+}
 
 
 def content_dir(name: str) -> Path:
@@ -255,7 +297,10 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises a clear error for an unknown zone name
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as {DEFAULT_TIMEZONE})") from None
         return value
 
     @classmethod
@@ -369,16 +414,12 @@ class Settings(BaseSettings):
 
 
 class _YamlSource(PydanticBaseSettingsSource):
-    """Reads ``SOC_CONFIG`` or ``./soc.yml`` when present."""
+    """Reads ``SOC_CONFIG`` (which must exist) or ``./soc.yml`` when present; raises
+    :class:`ConfigError` when it cannot be read."""
 
     def _load(self) -> dict[str, Any]:
-        path = Path(os.environ.get("SOC_CONFIG", "soc.yml"))
-        if not path.is_file():
-            return {}
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of settings at the top level")
-        return data
+        found = read_settings_file(os.environ)
+        return found.data if found is not None else {}
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._load().get(field_name), field_name, False
@@ -387,8 +428,53 @@ class _YamlSource(PydanticBaseSettingsSource):
         return self._load()
 
 
+@dataclass
+class SettingsCheck:
+    """What :func:`check_settings` found: the settings (``None`` when they are invalid), every
+    problem, the file read (``None``: there is none) and the variables that set settings."""
+
+    settings: Settings | None
+    problems: list[Problem]
+    file: SettingsFile | None
+    environment: EnvironmentSettings
+    error: Exception | None = None  # pydantic's error when the values are invalid (for --debug)
+
+
+def check_settings(**overrides: Any) -> SettingsCheck:
+    """Read the settings strictly and collect every problem (unknown keys in the file, unknown
+    ``SOC_...`` variables, invalid values) instead of stopping at the first. Raises
+    :class:`ConfigError` (``unreadable``) only when the settings file cannot be read at all."""
+    file = read_settings_file(os.environ)
+    data = file.data if file is not None else {}
+    problems = [Problem(file.where(u.loc), u.message()) for u in unknown_keys(Settings, data)] if file else []
+    named = {v for k, v in os.environ.items() if k.upper().startswith("SOC_") and k.upper().endswith("_ENV")}
+    env = environment_settings(Settings, os.environ, reserved_names=RESERVED_ENV_NAMES,
+                               reserved_prefixes=RESERVED_ENV_PREFIXES, allowed=secret_env_names(data) | named)
+    settings, failure = None, None
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        problems += explain_validation_error(error, file, env, overrides)
+        failure = error
+    except SettingsError as error:
+        problems.append(explain_settings_error(error, env))
+        failure = error
+    if file is not None:  # the file's problems in the order of its lines, then the variables'
+        problems.sort(key=lambda p: _order(p.where, file.name))
+    return SettingsCheck(settings, problems + env.problems, file, env, failure)
+
+
+def _order(where: str, name: str) -> tuple[int, int]:
+    """``soc.yml:LINE`` first, by line; then the rest (variables, options) as they came."""
+    line = where.removeprefix(f"{name}:").partition(":")[0]
+    return (0, int(line)) if where.startswith(f"{name}:") and line.isdigit() else (1, 0)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """The settings (see the module docstring); warns once about secrets written in clear text."""
-    settings = Settings(**overrides)
-    settings.warn_inline_secrets()
-    return settings
+    """The settings (see the module docstring); warns once about secrets written in clear text.
+    Raises :class:`ConfigError` naming every problem (file and line, or variable)."""
+    checked = check_settings(**overrides)
+    if checked.problems or checked.settings is None:
+        raise ConfigError(checked.problems or ["the settings are invalid"]) from checked.error
+    checked.settings.warn_inline_secrets()
+    return checked.settings

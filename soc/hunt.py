@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from soc.catalog import default_catalog
-from soc.detect.compiler import Detection, RuleSet, compile_rules
+from soc.detect.compiler import Detection, RuleSet
 from soc.detect.engine import DetectionEngine, Filter, RunResult
-from soc.detect.rules import load_rules
+from soc.errors import SocError
 from soc.ingest.normalize import SourceContext
 from soc.ingest.reader import FileIngestor
 from soc.store.base import Window
@@ -41,7 +41,7 @@ from soc.store.sqlite import SQLiteStore
 HUNT_MAX_ALERTS = 200_000
 
 
-class HuntError(Exception):
+class HuntError(SocError):
     """The hunt cannot start; the message says what to fix."""
 
 
@@ -137,21 +137,16 @@ def ingest_files(store: SQLiteStore, files: list[Path], *, fmt: str, timezone: s
     return counters
 
 
-def run_hunt(paths: Iterable[Path], rule_dirs: list[Path], *, fmt: str = "auto", timezone: str,
-             agency: str = "unknown", progress: bool = False, ruleset: RuleSet | None = None,
-             workdir: Path | None = None, exceptions: Filter | None = None,
-             fresh_store: bool = True) -> HuntResult:
-    """Ingest ``paths`` into a scratch store and run the rules over everything. ``exceptions``
+def run_hunt(paths: Iterable[Path], ruleset: RuleSet, *, fmt: str = "auto", timezone: str,
+             agency: str = "unknown", progress: bool = False, workdir: Path | None = None,
+             exceptions: Filter | None = None, fresh_store: bool = True) -> HuntResult:
+    """Ingest ``paths`` into a scratch store and run ``ruleset`` (compiled for SQLite, e.g.
+    :meth:`soc.app.App.rules_for`) over everything. ``exceptions``
     (e.g. :func:`soc.detect.suppressions.active_exceptions_for` the configured store) hold back the
     alerts they cover; the result counts them. ``fresh_store=False`` records alerts the way the
     service does (store look-ups per episode): slower, same alerts (a test compares the two)."""
     files = expand(paths)
     phases = Phases()
-    if ruleset is None:
-        try:
-            ruleset = compile_rules(load_rules(rule_dirs))
-        except FileNotFoundError as error:
-            raise HuntError(str(error)) from error
     phases.lap("rules")
     collecting = gc.isenabled()
     gc.disable()  # see the module docstring

@@ -23,13 +23,14 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from soc.config import SmtpSettings
+from soc.errors import SocError
 from soc.outgoing import is_loopback_host
 from soc.secrets import SecretError
 
 __all__ = ["MailError", "check_transport", "send_mail", "tls_context"]
 
 
-class MailError(Exception):
+class MailError(SocError):
     """A message was not sent; ``retryable`` says whether trying again later may help."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:

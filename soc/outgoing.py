@@ -34,6 +34,8 @@ from pathlib import Path
 
 import httpx
 
+from soc.errors import SocError
+
 __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "Destination", "OutgoingRefused", "RedirectRefused",
            "check_url", "is_loopback_host", "is_tls_failure", "open_client", "read_text", "tls_context"]
 
@@ -44,7 +46,7 @@ READ_TIMEOUT = 30.0
 MAX_LOCATION_CHARS = 300
 
 
-class OutgoingRefused(Exception):
+class OutgoingRefused(SocError):
     """A request the rules forbid or a destination that is misconfigured (scheme, CA bundle,
     client certificate, a redirect). Another attempt cannot help: ``retryable`` is False."""
 

@@ -27,6 +27,8 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
+from soc.errors import SocError
+
 log = logging.getLogger("soc.secrets")
 
 MASK = "***"
@@ -36,7 +38,7 @@ _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 _warned: set[str] = set()
 
 
-class SecretError(ValueError):
+class SecretError(SocError, ValueError):
     """A secret could not be read (file missing or unreadable, environment variable unset)."""
 
 

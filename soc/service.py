@@ -23,12 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from soc.config import Settings
-from soc.detect.compiler import Detection, compile_rules
-from soc.detect.engine import DetectionEngine, RunResult
-from soc.detect.rules import load_rules
-from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
-from soc.detect.suppressions import ActiveExceptions
+from soc.app import App
+from soc.detect.compiler import Detection
+from soc.detect.engine import RunResult
+from soc.detect.scheduler import Timing
 from soc.export.schedule import register_report_jobs
 from soc.ingest.deadletter import DeadLetterFile
 from soc.ingest.pipeline import IngestPipeline
@@ -45,13 +43,15 @@ from soc.ingest.sources.syslog import SyslogListener
 from soc.ingest.sources.tail import FileTail
 from soc.model import Event
 from soc.playbooks.schedule import attach as attach_playbooks
-from soc.playbooks.schedule import service_runner as playbook_runner
+from soc.retry import Backoff, retrying
 from soc.secrets import redact_logs
-from soc.store import open_configured_store
 from soc.store.base import Store
 from soc.ui import LEVEL_STYLE, console, listen_address, show_time, zone_note
 
 log = logging.getLogger(__name__)
+
+
+STORE_RETRY = Backoff(base=0.5, factor=2.0, max=30.0)
 
 
 class Sink:
@@ -65,15 +65,8 @@ class Sink:
     def write(self, events: list[Event]) -> None:
         if not events:
             return
-        delay = 0.5
-        while True:
-            try:
-                result = self.store.write_events(events)
-                break
-            except Exception as error:  # the store is locked or down: hold the source, retry
-                log.warning("store write failed (%s); retrying in %.0fs", error, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 30)
+        # the store is locked or down: hold the source and retry (nothing is acknowledged meanwhile)
+        result = retrying(lambda: self.store.write_events(events), STORE_RETRY, what="store write")
         with self.lock:
             self.counts["stored"] += result.created
             self.counts["duplicates"] += result.existing
@@ -81,12 +74,12 @@ class Sink:
 
 
 class Service:
-    def __init__(self, settings: Settings, rule_dirs: list[Path], *, out: Callable[[str], None] | None = None):
-        self.settings = settings
-        self.rule_dirs = rule_dirs
+    def __init__(self, app: App, *, out: Callable[[str], None] | None = None):
+        self.app = app
+        self.settings = settings = app.settings
         self.console = console()
         self.out = out or self.console.print
-        self.store = open_configured_store(settings)
+        self.store = app.store
         self.sink = Sink(self.store)
         self.agencies: Agencies = load_agencies()
         self.sources: list[SourceDefinition] = load_sources()
@@ -100,17 +93,13 @@ class Service:
         self.listening: list[str] = []  # "syslog UDP 0.0.0.0:5514 (all interfaces)", for the banner
         self.threads: list[threading.Thread] = []
         self.stopping = threading.Event()
-        loaded = load_rules(rule_dirs)
-        self.ruleset = compile_rules(loaded, dialect=self.store.dialect)
-        self.engine = DetectionEngine(self.store, self.ruleset,
-                                      max_alerts=settings.detection.max_alerts_per_run,
-                                      suppress=ActiveExceptions(self.store))  # reloaded each run
-        d = settings.detection
-        self.runner = RuleRunner(self.engine, Timing(interval=d.interval_seconds, overlap=d.overlap_seconds,
-                                                     settle=d.settle_seconds), on_alerts=self._announce)
-        self.detections: list[Detection] = self.ruleset.runnable()
-        self.scheduler = DetectionScheduler(self.runner, self.detections, max_workers=d.max_concurrent_rules)
-        self.playbooks = playbook_runner(self.store, settings)
+        self.ruleset = app.rules
+        self.runner = app.rule_runner(on_alerts=self._announce)
+        self.detections: list[Detection] = app.detections
+        self.scheduler = app.detection_scheduler(self.runner)
+        self.playbooks = app.playbook_runner(background=True)
+        for error in self.playbooks.errors:
+            log.error("playbook not loaded: %s", error)
 
     # -- ingest ------------------------------------------------------------------------------
     def _pipeline(self, source: SourceDefinition) -> IngestPipeline:
@@ -214,7 +203,7 @@ class Service:
         self.out(f"store: {self.settings.store_display_url()}  ({zone_note(self.settings.zone)})")
         problems = [r for r in self.ruleset.reports() if r.errors] + self.ruleset.problems  # type: ignore[operator]
         self.out(f"rules: {len(self.detections)} runnable of {len(self.ruleset.detections)} from "
-                 f"{', '.join(map(str, self.rule_dirs))}"
+                 f"{', '.join(map(str, self.app.rule_dirs))}"
                  + (f"; {len(problems)} with problems (see `soc rules check`)" if problems else ""))
         for source in self.sources:
             if source.type == "syslog" and follow:
@@ -253,13 +242,14 @@ class Service:
             self.out(f"retention: removed {removed} events older than {self.settings.retention_days} days")
 
 
-def run_service(settings: Settings, rule_dirs: list[Path], *, once: bool = False) -> dict[str, Any]:
+def run_service(app: App, *, once: bool = False) -> dict[str, Any]:
     """Run until Ctrl-C (or, with ``once``, ingest the inbox, run every rule once and return)."""
+    settings = app.settings
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact_logs(settings.secret_values())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.inbox.mkdir(parents=True, exist_ok=True)
-    service = Service(settings, rule_dirs)
+    service = Service(app)
     if once:
         service.runner.timing = Timing(interval=0, overlap=service.runner.timing.overlap, settle=0)
         service.start(follow=False)

@@ -1,7 +1,7 @@
 """The project's rules in detections/: regression samples, coverage, and real-data behaviour.
 
 * One test per entry of every ``detections/regression_data/**/info.yml`` (run through
-  :mod:`soc.detect.regression`, the same code as ``soc rules test``).
+  :mod:`soc.regression`, the same code as ``soc rules test``).
 * Every alerting rule under ``detections/`` has a positive and a negative sample.
 * ``soc rules check --rules detections`` and ``soc rules test`` exit 0.
 * Real data from ``../shared/data``: the Wazuh ruleset's labelled test lines (Windows, FortiGate,
@@ -28,15 +28,15 @@ from typer.testing import CliRunner
 
 from soc.cli import app
 from soc.detect.compiler import RuleSet, compile_rules
-from soc.detect.regression import (
+from soc.detect.rules import load_rules
+from soc.hunt import run_hunt
+from soc.regression import (
     SAMPLE_TIMEZONE,
     RegressionResult,
     coverage_gaps,
     info_files,
     run_regression,
 )
-from soc.detect.rules import load_rules
-from soc.hunt import run_hunt
 from tests.conftest import ROOT, shared
 
 DETECTIONS = ROOT / "detections"
@@ -186,7 +186,7 @@ def _burst_sources(path: Path, pattern: re.Pattern[str], count: int = 5, minutes
 
 @cache
 def _hunt(*parts: str) -> tuple[dict[str, object], ...]:
-    result = run_hunt([shared(*parts)], [], timezone=SAMPLE_TIMEZONE, ruleset=_ruleset())
+    result = run_hunt([shared(*parts)], _ruleset(), timezone=SAMPLE_TIMEZONE)
     assert not result.rule_errors, result.rule_errors
     return tuple(result.alerts)
 
@@ -277,7 +277,7 @@ def _wazuh_lines(name: str) -> list[tuple[str, str]]:
 def _hunt_lines(tmp_path: Path, name: str, lines: list[str]) -> Counter[str]:
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = run_hunt([path], [], timezone=SAMPLE_TIMEZONE, ruleset=_ruleset())
+    result = run_hunt([path], _ruleset(), timezone=SAMPLE_TIMEZONE)
     return Counter(str(a["rule"]["title"]) for a in result.alerts)  # type: ignore[index]
 
 

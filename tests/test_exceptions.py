@@ -125,7 +125,8 @@ def test_scheduler_and_hunt_apply_exceptions_and_report_them(openssh: SQLiteStor
     assert not any(a["group"]["source.ip"].startswith("103.99.0.") for a in alerts_of(openssh, BRUTE_FORCE))
 
     # soc hunt: the same exceptions, read from the store, applied to a scratch store
-    hunted = run_hunt([shared("loghub", "OpenSSH", "OpenSSH_2k.log")], [BRUTE_FORCE_RULE], timezone="UTC",
+    hunted = run_hunt([shared("loghub", "OpenSSH", "OpenSSH_2k.log")], compile_rules(load_rules([BRUTE_FORCE_RULE])),
+                      timezone="UTC",
                       exceptions=ActiveExceptions(openssh))
     assert hunted.suppressed == 2 and "2 more held back by exceptions" in hunted.summary()
     assert "103.99.0.122" not in {a["group"].get("source.ip") for a in hunted.alerts}

@@ -40,14 +40,16 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def test_auth_log_to_a_delivered_signed_initial_report(tmp_path: Path, store: Store) -> None:
     from soc.config import PlaybookSettings
+    from soc.detect.compiler import compile_rules
+    from soc.detect.rules import load_rules
     from soc.hunt import run_hunt
     from soc.incidents.service import Incidents
     from soc.playbooks import PlaybookRunner, load_playbooks
 
     log = shared("elastic-examples", "suspicious_login_activity", "data", "auth.log")
     rules = ROOT / "detections" / "linux" / "ssh"
-    alerts = run_hunt([log], [rules / "ssh_brute_force.yml", rules / "ssh_slow_brute_force.yml"],
-                      timezone="UTC", agency="so-tttt").alerts
+    ruleset = compile_rules(load_rules([rules / "ssh_brute_force.yml", rules / "ssh_slow_brute_force.yml"]))
+    alerts = run_hunt([log], ruleset, timezone="UTC", agency="so-tttt").alerts
     assert len(alerts) > 10
     for alert in alerts:
         store.create("alerts", alert["id"], alert)

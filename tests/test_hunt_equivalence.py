@@ -52,7 +52,7 @@ def sigma_ruleset() -> RuleSet:
 
 
 def _alerts(files: list[Path], ruleset: RuleSet, fresh: bool) -> list[dict]:
-    result = run_hunt(files, [], timezone="Asia/Ho_Chi_Minh", ruleset=ruleset, fresh_store=fresh)
+    result = run_hunt(files, ruleset, timezone="Asia/Ho_Chi_Minh", fresh_store=fresh)
     return sorted(({k: v for k, v in a.items() if k != "detected_at"} for a in result.alerts),
                   key=lambda a: a["id"])
 

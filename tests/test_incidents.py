@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from soc.detect.compiler import compile_rules
+from soc.detect.rules import load_rules
 from soc.hunt import run_hunt
 from soc.incidents.model import AffectedSystem, ReportRecord
 from soc.incidents.service import ALERTS, INCIDENTS, IncidentError, Incidents, allowed_next
@@ -57,8 +59,8 @@ def hunted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """Every alert of the brute-force correlation and of the per-attempt rule over OpenSSH_2k."""
     rules = tmp_path_factory.mktemp("rules")
     (rules / "failed_login.yml").write_text(FAILED_LOGIN_RULE, encoding="utf-8")
-    result = run_hunt([shared("loghub", "OpenSSH", "OpenSSH_2k.log")], [rules, BRUTE_FORCE_RULE],
-                      timezone="UTC", agency="so-tttt")
+    result = run_hunt([shared("loghub", "OpenSSH", "OpenSSH_2k.log")],
+                      compile_rules(load_rules([rules, BRUTE_FORCE_RULE])), timezone="UTC", agency="so-tttt")
     assert not result.rule_errors
     return result.alerts
 

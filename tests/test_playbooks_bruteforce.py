@@ -33,12 +33,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture(scope="module")
 def alerts() -> list[dict]:
     pytest.importorskip("soc.incidents.service")
+    from soc.detect.compiler import compile_rules
+    from soc.detect.rules import load_rules
     from soc.hunt import run_hunt
 
     log = shared("elastic-examples", "suspicious_login_activity", "data", "auth.log")
-    result = run_hunt([log], [ROOT / "detections" / "linux" / "ssh" / "ssh_brute_force.yml",
-                              ROOT / "detections" / "linux" / "ssh" / "ssh_slow_brute_force.yml"],
-                      timezone="UTC", agency="so-tttt")
+    rules = compile_rules(load_rules([ROOT / "detections" / "linux" / "ssh" / "ssh_brute_force.yml",
+                                      ROOT / "detections" / "linux" / "ssh" / "ssh_slow_brute_force.yml"]))
+    result = run_hunt([log], rules, timezone="UTC", agency="so-tttt")
     return result.alerts
 
 
@@ -137,6 +139,7 @@ def test_soc_run_once_hands_new_alerts_to_the_playbooks(tmp_path: Path, monkeypa
     import shutil
 
     pytest.importorskip("soc.incidents.service")
+    from soc.app import App
     from soc.config import load_settings
     from soc.service import run_service
     from soc.store import open_store
@@ -146,7 +149,8 @@ def test_soc_run_once_hands_new_alerts_to_the_playbooks(tmp_path: Path, monkeypa
     settings.syslog.udp = settings.syslog.tcp = None
     settings.inbox.mkdir(parents=True)
     shutil.copy(shared("elastic-examples", "suspicious_login_activity", "data", "auth.log"), settings.inbox / "auth.log")
-    result = run_service(settings, [ROOT / "detections" / "linux" / "ssh" / "ssh_brute_force.yml"], once=True)
+    result = run_service(App(settings, rule_dirs=[ROOT / "detections" / "linux" / "ssh" / "ssh_brute_force.yml"]),
+                         once=True)
     created = [a for r in result["results"] for a in r.created if a["rule"]["id"] == BRUTE_FORCE]
     assert len(created) >= 40
     store = open_store(settings.resolved_store_url)

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from soc.cli.common import fail
-from soc.config import load_settings
+from soc.cli.common import fail, service_layer
 from soc.ui import alerts_table, console, show_time, zone_note
 
 app = typer.Typer(help="List and show recorded alerts.", no_args_is_help=True)
@@ -24,10 +23,9 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """List recorded alerts, newest first."""
-    from soc.store import open_configured_store
 
-    settings = load_settings()
-    store = open_configured_store(settings)
+    app = service_layer()
+    settings, store = app.settings, app.store
     where = {k: v for k, v in {"rule.id": rule, "agency": agency, "status": status}.items() if v}
     docs = store.find("alerts", where, time_field="first_seen" if since else None, start=since,
                       sort="first_seen", descending=True, limit=limit)
@@ -43,10 +41,9 @@ def alerts_list(
 def alerts_show(alert_id: Annotated[str, typer.Argument(help="Alert id (from `soc alerts list --json`).")],
                 events: Annotated[int, typer.Option(help="How many matched events to print.")] = 10) -> None:
     """Show one alert with its rule (title, author, references) and matched events."""
-    from soc.store import open_configured_store
 
-    settings = load_settings()
-    store = open_configured_store(settings)
+    app = service_layer()
+    settings, store = app.settings, app.store
     doc = store.get("alerts", alert_id)
     if doc is None:
         fail(f"no alert {alert_id!r}; `soc alerts list --json` shows the ids")

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import getpass
 import os
+import traceback
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from soc.config import content_dir, load_settings
+from soc.config_errors import ConfigError
 from soc.ui import console
 
-__all__ = ["ActorOption", "JsonOption", "RulesOption", "acting_user", "fail", "rule_dirs"]
+if TYPE_CHECKING:
+    from soc.app import App
+
+__all__ = ["ActorOption", "JsonOption", "RulesOption", "acting_user", "config_error_exit", "fail", "rule_dirs",
+           "service_layer"]
 
 RulesOption = Annotated[
     list[Path] | None,
@@ -39,6 +45,24 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def config_error_exit(error: ConfigError, debug: bool = False) -> NoReturn:
+    """Print a configuration error -- ``error: soc.yml:3: ...``, one line per problem, no
+    traceback unless ``debug`` (``soc --debug``, ``SOC_DEBUG=1``) -- and exit 2."""
+    from rich.markup import escape
+
+    if debug:
+        traceback.print_exception(error)
+    err = console(stderr=True)
+    problems = [str(p) for p in error.problems] or [str(error)]
+    if len(problems) == 1:
+        err.print(f"[bold red]error:[/] {escape(problems[0])}", soft_wrap=True, highlight=False)
+    else:
+        err.print(f"[bold red]error:[/] the configuration has {len(problems)} problems:", highlight=False)
+        for problem in problems:
+            err.print(f"  {problem}", soft_wrap=True, highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
 def acting_user(given: str | None) -> str:
     """Who runs a command: ``--actor``, else ``$SOC_ACTOR``, else the login name."""
     if given:
@@ -47,3 +71,19 @@ def acting_user(given: str | None) -> str:
         return os.environ.get("SOC_ACTOR") or getpass.getuser()
     except Exception:  # no login name in a container
         return "analyst"
+
+
+def service_layer(**options: Any) -> App:
+    """The service layer (:class:`soc.app.App`) over the configured store, opened now: a store
+    that cannot be reached, a wrong URL or a missing password file is reported here (exit 2),
+    with any password masked. ``options`` go to :class:`~soc.app.App`."""
+    from soc.app import App
+    from soc.secrets import SecretError, mask_urls_in
+    from soc.store import StoreError
+
+    app = App(load_settings(), **options)
+    try:
+        app.store  # noqa: B018 -- open it now
+    except (StoreError, SecretError) as error:
+        fail(mask_urls_in(str(error)))
+    return app

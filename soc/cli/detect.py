@@ -103,14 +103,10 @@ def detect(
     log_runs: Annotated[bool, typer.Option(
         "--log-runs/--quiet", help="Print one JSON line per run on stdout (rule, window, owner, alerts, error).")] = True,
 ) -> None:
-    from soc.config import content_dir, load_settings
-    from soc.detect.compiler import compile_rules
-    from soc.detect.engine import DetectionEngine
-    from soc.detect.rules import load_rules
-    from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
-    from soc.detect.suppressions import ActiveExceptions
+    from soc.app import App
+    from soc.config import load_settings
     from soc.secrets import SecretError, mask_urls_in, redact_logs, warn_password_option
-    from soc.store import StoreError, open_configured_store
+    from soc.store import StoreError
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -119,36 +115,25 @@ def detect(
     redact_logs(settings.secret_values())
     if store_url:
         warn_password_option("--store-url", store_url)
-    d = settings.detection
-    url = store_url or settings.resolved_store_url
-    shown = settings.store_display_url(url)
-    options: dict[str, Any] = {}
-    if not url.startswith("sqlite"):
-        options["prefix"] = index_prefix
-        if query_timeout is not None:
-            options["query_timeout"] = query_timeout
-        if replicas is not None:
-            options["replicas"] = replicas
+    shown = settings.store_display_url(store_url or settings.resolved_store_url)
+    options: dict[str, Any] = {"prefix": index_prefix}
+    if query_timeout is not None:
+        options["query_timeout"] = query_timeout
+    if replicas is not None:
+        options["replicas"] = replicas
+    app = App(settings, store_url=store_url, store_options=options, rule_dirs=rules)
     try:
-        store = open_configured_store(settings, store_url, **options)
+        app.store  # noqa: B018 -- open it now: a wrong URL or password is the first thing to report
+        detections = app.detections
     except (StoreError, SecretError) as error:  # unreachable, bad URL, password file or variable missing
         typer.echo(f"error: {mask_urls_in(str(error))}", err=True)
         raise typer.Exit(2) from error
-    dirs = list(rules) if rules else [content_dir("detections"), *settings.rule_dirs]
-    try:
-        loaded = load_rules(dirs)
     except FileNotFoundError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    ruleset = compile_rules(loaded, dialect=store.dialect)
-    detections = ruleset.runnable()
-    timing = Timing(interval=interval if interval is not None else d.interval_seconds,
-                    overlap=overlap if overlap is not None else d.overlap_seconds,
-                    settle=settle if settle is not None else d.settle_seconds, lease=lease)
-    engine = DetectionEngine(store, ruleset, max_alerts=d.max_alerts_per_run,
-                             suppress=ActiveExceptions(store))  # exceptions in force, reloaded each run
-    runner = RuleRunner(engine, timing, owner=owner, on_run=_printer(log_runs))
-    workers = max_concurrent if max_concurrent is not None else d.max_concurrent_rules
+    timing = app.timing(interval=interval, overlap=overlap, settle=settle, lease=lease)
+    runner = app.rule_runner(timing=timing, owner=owner, on_run=_printer(log_runs))
+    workers = max_concurrent if max_concurrent is not None else settings.detection.max_concurrent_rules
     typer.echo(f"soc detect: {len(detections)} rules on {shown} as {runner.owner} (interval {timing.interval:g} s, "
                f"overlap {timing.overlap:g} s, settle {timing.settle:g} s, lease {timing.lease:g} s, "
                f"{workers} at a time)", err=True)
@@ -162,7 +147,7 @@ def detect(
             if failed:
                 raise typer.Exit(1)
             return
-        scheduler = DetectionScheduler(runner, detections, max_workers=workers)
+        scheduler = app.detection_scheduler(runner, workers=workers)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -171,7 +156,7 @@ def detect(
         typer.echo("stopping: finishing the runs in progress (their leases are released)", err=True)
         scheduler.stop()
     finally:
-        store.close()
+        app.close()
 
 
 detect.__doc__ = HELP

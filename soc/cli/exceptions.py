@@ -12,8 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from soc.cli.common import ActorOption, JsonOption, acting_user, fail
-from soc.config import load_settings
+from soc.cli.common import ActorOption, JsonOption, acting_user, fail, service_layer
 from soc.detect.suppressions import parse_where
 from soc.ui import console, show_time, zone_note
 
@@ -31,12 +30,6 @@ app = typer.Typer(
 
 T = TypeVar("T")
 
-
-def _store():  # type: ignore[no-untyped-def]
-    from soc.store import open_configured_store
-
-    settings = load_settings()
-    return settings, open_configured_store(settings)
 
 
 def _call(action: Callable[[], T]) -> T:
@@ -66,11 +59,10 @@ def exceptions_list(
     as_json: JsonOption = False,
 ) -> None:
     """List the exceptions in force (with --all: every one ever added)."""
-    from soc.detect.suppressions import Exceptions
-
-    settings, store = _store()
+    app = service_layer()
+    settings = app.settings
     now = datetime.now(UTC)
-    items = Exceptions(store).list(status=None if show_all else "active")
+    items = app.exceptions.list(status=None if show_all else "active")
     if as_json:
         for exception in items:
             print(json.dumps({**exception.model_dump(mode="json"), "status": exception.status(now)}, ensure_ascii=False))
@@ -107,7 +99,7 @@ def exceptions_add(
     Example: soc exceptions add --rule 0b8e3f4c-2a6d-4e71-8c1f-5d9b7a3e6c21 --where source.ip=10.0.5.20
     --owner 'Phòng CNTT Sở Y tế' --reason 'nightly backup job logs in with a stale key' --expires 30d
     """
-    from soc.detect.suppressions import Exceptions, parse_expiry
+    from soc.detect.suppressions import parse_expiry
 
     scopes = [s for s in (("rule", rule), ("group", group), ("all", "all" if all_rules else None)) if s[1]]
     if len(scopes) != 1:
@@ -119,8 +111,8 @@ def exceptions_add(
         fail(str(error))
     if not owner.strip() or not reason.strip():
         fail("--owner and --reason are required: an exception nobody answers for is not reviewed")
-    settings, store = _store()
-    book = Exceptions(store)
+    app = service_layer()
+    settings, book = app.settings, app.exceptions
     expires_at = _call(lambda: parse_expiry(expires, datetime.now(UTC), settings.zone))
     exception = _call(lambda: book.add(scope={"kind": kind, "value": None if kind == "all" else value},
                                        conditions=conditions, owner=owner, reason=reason,
@@ -155,10 +147,9 @@ def exceptions_disable(
     actor: ActorOption = None,
 ) -> None:
     """Stop an exception from applying (it stays listed with --all, and in the audit)."""
-    from soc.detect.suppressions import Exceptions
 
-    _settings, store = _store()
-    exception = _call(lambda: Exceptions(store).disable(exception_id, actor=acting_user(actor), note=note))
+    book = service_layer().exceptions
+    exception = _call(lambda: book.disable(exception_id, actor=acting_user(actor), note=note))
     console().print(f"exception {exception.id} disabled")
 
 
@@ -169,16 +160,15 @@ def exceptions_show(
 ) -> None:
     """Show an exception, its audit trail and the alerts it held back in the rules' last runs."""
     from soc.detect.scheduler import RULE_STATE
-    from soc.detect.suppressions import Exceptions
 
-    settings, store = _store()
-    book = Exceptions(store)
+    app = service_layer()
+    settings, book = app.settings, app.exceptions
     exception = book.get(exception_id)
     if exception is None:
         fail(f"no exception {exception_id!r}; `soc exceptions list --all` shows the ids")
     audit = book.audit(exception_id)
     held = []
-    for doc in store.iter_all(RULE_STATE):
+    for doc in app.store.iter_all(RULE_STATE):
         for entry in doc.body.get("last_suppressed_by") or []:
             if entry.get("exception") == exception_id:
                 held.append((doc.body.get("title", doc.id), entry.get("count", 0), doc.body.get("last_run")))

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from soc.cli.common import RulesOption, fail, rule_dirs
+from soc.cli.common import RulesOption, fail
 from soc.config import load_settings
 from soc.ui import alerts_table, console
 
@@ -32,6 +32,7 @@ def hunt(
 
         soc hunt /var/log/auth.log --rules detections --rules ../sigma/rules
     """
+    from soc.app import App
     from soc.detect.suppressions import active_exceptions_for
     from soc.hunt import HuntError, run_hunt
     from soc.ui import LEVEL_ORDER
@@ -41,9 +42,12 @@ def hunt(
     if min_level not in LEVEL_ORDER:
         fail(f"--min-level must be one of {', '.join(LEVEL_ORDER)}")
     try:
-        result = run_hunt(paths, rule_dirs(rules), fmt=fmt, timezone=zone_name, agency=agency,
+        ruleset = App(settings, rule_dirs=rules).rules_for("sqlite")  # the scratch store is SQLite
+        result = run_hunt(paths, ruleset, fmt=fmt, timezone=zone_name, agency=agency,
                           progress=progress and output == "table" or progress and sys.stderr.isatty(),
                           exceptions=active_exceptions_for(settings))
+    except FileNotFoundError as error:
+        fail(str(error))
     except HuntError as error:
         fail(str(error))
         return

@@ -14,8 +14,7 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from soc.cli.common import ActorOption, JsonOption, acting_user, fail
-from soc.config import load_settings
+from soc.cli.common import ActorOption, JsonOption, acting_user, fail, service_layer
 from soc.ui import LEVEL_STYLE, console, show_time, zone_note
 
 app = typer.Typer(
@@ -31,12 +30,6 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
-def _store():  # type: ignore[no-untyped-def]
-    from soc.store import open_configured_store
-
-    settings = load_settings()
-    return settings, open_configured_store(settings)
-
 
 def _call(action: Callable[[], T]) -> T:
     """Run a service call; its errors (which name the input) become a clean message."""
@@ -50,10 +43,8 @@ def _call(action: Callable[[], T]) -> T:
 
 
 def _service():  # type: ignore[no-untyped-def]
-    from soc.incidents.service import Incidents
-
-    settings, store = _store()
-    return settings, Incidents(store)
+    app = service_layer()
+    return app.settings, app.incidents
 
 
 # -- incidents -------------------------------------------------------------------------------------

@@ -30,24 +30,11 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "waiti
                 "pending": "dim", "skipped": "dim", "retrying": "yellow"}
 
 
-
-
 def _runner(folder: Path | None = None, *, store_url: str | None = None,  # type: ignore[no-untyped-def]
             background: bool = False):
-    from soc.config import load_settings
-    from soc.playbooks.model import load_playbooks
-    from soc.playbooks.runner import PlaybookRunner
-    from soc.store import open_configured_store
+    from soc.app import App
 
-    settings = load_settings()
-    config = settings.playbooks
-    if folder is not None:
-        config.folder = folder
-    playbooks, errors = load_playbooks(config.folder)
-    store = open_configured_store(settings, store_url)
-    runner = PlaybookRunner(store, playbooks, settings=settings, config=config, background=background)
-    runner.errors = errors
-    return runner
+    return App(load_settings(), store_url=store_url).playbook_runner(folder=folder, background=background)
 
 
 def _duration(run: dict[str, Any]) -> str:

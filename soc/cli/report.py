@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from soc.cli.common import fail
+from soc.cli.common import fail, service_layer
 from soc.config import load_settings
 from soc.ui import console, show_time, zone_note
 
@@ -22,10 +22,8 @@ app = typer.Typer(
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from soc.store import open_configured_store
-
-    settings = load_settings()
-    return settings, open_configured_store(settings)
+    app = service_layer()
+    return app.settings, app.store
 
 
 @app.command("build")
@@ -60,12 +58,11 @@ def build(
     """
     from soc.export.incident_report import MissingFieldsError, parse_overrides
     from soc.export.profiles import ProfileError
-    from soc.export.reports import Reports
     from soc.export.sign import SigningError
     from soc.export.snapshot import SnapshotError
 
-    settings, store = _store()
-    reports = Reports(store, settings)
+    app = service_layer()
+    settings, store, reports = app.settings, app.store, app.reports
     try:
         if regenerate:
             built = reports.render(regenerate, out)

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from soc.cli.common import RulesOption, fail, rule_dirs
-from soc.config import content_dir, load_settings
-from soc.detect.regression import RegressionResult, run_regression
+from soc.cli.common import RulesOption, fail, rule_dirs, service_layer
+from soc.config import content_dir
+from soc.regression import RegressionResult, run_regression
 from soc.ui import console, show_time, zone_note
 
 app = typer.Typer(help="Check and inspect detection rules.", no_args_is_help=True)
@@ -77,10 +77,9 @@ def rules_health(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     from rich.table import Table
 
     from soc.detect.scheduler import RULE_STATE
-    from soc.store import open_configured_store
 
-    settings = load_settings()
-    store = open_configured_store(settings)
+    app = service_layer()
+    settings, store = app.settings, app.store
     docs = list(store.iter_all(RULE_STATE))
     if as_json:
         print(json.dumps([d.body for d in docs], ensure_ascii=False, indent=1))

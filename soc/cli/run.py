@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from soc.cli.common import RulesOption, fail, rule_dirs
+from soc.cli.common import RulesOption, fail
 from soc.config import load_settings
 
 
@@ -26,6 +26,7 @@ def run(
     """
     import logging
 
+    from soc.app import App
     from soc.secrets import SecretError, mask_urls_in
     from soc.service import run_service
     from soc.store import StoreError
@@ -41,7 +42,8 @@ def run(
     if tcp is not None:
         settings.syslog.tcp = tcp or None
     try:
-        run_service(settings, rule_dirs(rules), once=once)
+        with App(settings, rule_dirs=rules) as app:
+            run_service(app, once=once)
     except (StoreError, SecretError) as error:  # store unreachable, bad URL, secret file missing
         fail(mask_urls_in(str(error)))
 

@@ -19,6 +19,7 @@ from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import ValueListPlaceholderTransformation
 
 from soc.config import content_dir
+from soc.errors import SocError
 
 #: pySigma pipelines that run before our own YAML pipeline of the same name
 _BUILTIN: dict[str, list[Callable[[], ProcessingPipeline]]] = {
@@ -26,7 +27,7 @@ _BUILTIN: dict[str, list[Callable[[], ProcessingPipeline]]] = {
 }
 
 
-class PipelineNotFound(ValueError):
+class PipelineNotFound(SocError, ValueError):
     pass
 
 

@@ -34,22 +34,22 @@ is not lost) and records a ``takeovers`` count and ``last_takeover`` in the heal
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor as _Pool
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from soc.clock import epoch_clock
 from soc.detect.compiler import Detection
 from soc.detect.engine import DetectionEngine, RunResult
-from soc.store.base import Conflict, StoreError, Window
+from soc.store.base import StoreError, Window
+from soc.store.lease import LeaseLost, Leases
 
 log = logging.getLogger(__name__)
 RULE_STATE = "rule_state"
@@ -80,19 +80,21 @@ class RuleRunner:
         self.engine = engine
         self.store = engine.store
         self.timing = timing
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.on_alerts = on_alerts
         self.on_run = on_run
         self.clock = clock
+        #: the rule-state documents' leases (``lease_owner``, ``lease_until`` in epoch seconds)
+        self.leases = Leases(self.store, RULE_STATE, seconds=timing.lease, owner=owner, clock=epoch_clock(clock))
+        self.owner = self.leases.owner
 
     def run_once(self, detection: Detection) -> RunResult | None:
         """Claim and run this rule's next window. ``None`` when there was nothing to do or
         another scheduler holds the rule."""
         now = self.clock()
+        at = datetime.fromtimestamp(now, UTC)
         doc = self.store.get(RULE_STATE, detection.info.id)
         state: dict[str, Any] = dict(doc.body) if doc else {"rule_id": detection.info.id}
-        version = doc.version if doc else 0
-        if state.get("lease_owner") not in (None, self.owner) and state.get("lease_until", 0) > now:
+        if self.leases.held_by_other(state, at):
             return None
         watermark = state.get("watermark")
         # a rule's first window starts initial_lookback before its first claim; kept, so that a
@@ -102,15 +104,13 @@ class RuleRunner:
         end = now - self.timing.settle
         if watermark is not None and end <= watermark:
             return None
-        claimed = dict(state, origin=origin, lease_owner=self.owner, lease_until=now + self.timing.lease,
-                       claimed_window=[start, end])
-        previous = state.get("lease_owner")
+        changes = dict(state, origin=origin, claimed_window=[start, end])
+        previous = self.leases.holder(state)
         if previous not in (None, self.owner):  # its claim expired: it died or stalled mid-run
-            claimed.update(takeovers=state.get("takeovers", 0) + 1,
+            changes.update(takeovers=state.get("takeovers", 0) + 1,
                            last_takeover={"from": previous, "at": now, "window": state.get("claimed_window")})
-        try:
-            version = self.store.put(RULE_STATE, detection.info.id, claimed, expected_version=version)
-        except Conflict:
+        claim = self.leases.claim(detection.info.id, doc, at=at, changes=changes)
+        if claim is None:
             return None  # another scheduler claimed it first
         if previous not in (None, self.owner):
             log.warning("rule %s: the lease of %s expired; %s runs its window again from the "
@@ -122,15 +122,13 @@ class RuleRunner:
                 self.store.refresh()
             except StoreError as error:
                 log.warning("rule %s: refresh before the run failed: %s", detection.info.id, error)
-        heartbeat = _Heartbeat(self, detection.info.id, claimed, version)
-        try:
+        # renewed every lease / 3 while the run goes on: a slow run keeps its window
+        with claim.keep_alive(f"rule {detection.info.id}"):
             result = self.engine.run(detection, Window(start, end, "event.ingested"))
-        finally:
-            version = heartbeat.stop()
-        health = self._health(claimed, result, now, start, end)
+        health = self._health(claim.body, result, now, start, end)
         try:
-            self.store.put(RULE_STATE, detection.info.id, health, expected_version=version)
-        except Conflict:
+            claim.release(health)  # the lease fields go: the state document is free again
+        except LeaseLost:
             log.warning("rule %s: lease lost during the run (another scheduler took the rule over); "
                         "the window will be evaluated again", detection.info.id)
             if self.on_run is not None:
@@ -157,8 +155,6 @@ class RuleRunner:
 
     def _health(self, state: dict[str, Any], result: RunResult, now: float, start: float, end: float) -> dict[str, Any]:
         health = dict(state)
-        health.pop("lease_owner", None)
-        health.pop("lease_until", None)
         health.pop("claimed_window", None)
         health.update(
             last_run=now, last_duration=round(result.duration, 4), last_hits=len(result.created),
@@ -180,47 +176,6 @@ class RuleRunner:
             health.update(watermark=end, covered_until=end, last_error=None, consecutive_errors=0)
             health.setdefault("covered_from", start)
         return health
-
-
-class _Heartbeat:
-    """Renews a claim while its run goes on: every ``lease / 3`` seconds ``lease_until`` is
-    moved forward with a compare-and-set, so a slow run keeps its window however long it
-    takes, and the lease can stay short enough for a quick take-over when a process dies. A
-    renewal that conflicts means another scheduler took the rule over: renewing stops, and the
-    run's final write will conflict too (its window is then evaluated again)."""
-
-    def __init__(self, runner: RuleRunner, rule_id: str, claimed: dict[str, Any], version: int):
-        self.runner = runner
-        self.rule_id = rule_id
-        self.claimed = dict(claimed)
-        self.version = version
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{rule_id[:8]}", daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        period = max(self.runner.timing.lease / 3, 0.05)
-        while not self._stop.wait(period):
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                self.claimed["lease_until"] = self.runner.clock() + self.runner.timing.lease
-                try:
-                    self.version = self.runner.store.put(RULE_STATE, self.rule_id, self.claimed,
-                                                         expected_version=self.version)
-                except Conflict:
-                    log.warning("rule %s: lease taken over by another scheduler during the run", self.rule_id)
-                    return
-                except Exception as error:  # the store is briefly unreachable: try again next beat
-                    log.warning("rule %s: renewing the lease failed: %s", self.rule_id, error)
-
-    def stop(self) -> int:
-        """Stop renewing; the version of the claim as last written."""
-        with self._lock:
-            self._stop.set()
-        self._thread.join(timeout=5)
-        return self.version
 
 
 class DetectionScheduler:
@@ -265,7 +220,5 @@ def _timed_out(error: str) -> bool:
     return error.startswith(("QueryTimeout", "PartialResult")) or "timed out" in error
 
 
-def _now_dt():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def _now_dt() -> datetime:
     return datetime.now(UTC)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from soc.errors import SocError
 from soc.model import iso, parse_iso
 from soc.store.base import Conflict, Store
 
@@ -58,7 +59,7 @@ CAS_ATTEMPTS = 20
 MAX_EPISODE_LOOKUPS = 10_000
 
 
-class ExceptionError(ValueError):
+class ExceptionError(SocError, ValueError):
     """An exception cannot be added or changed; the message says what to fix."""
 
 
@@ -506,19 +507,16 @@ def _explain(error: ValidationError) -> str:
 def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
     """The exceptions of the configured store, for a command that runs rules elsewhere
     (``soc hunt``); None when there is no store yet (nothing is created)."""
-    from pathlib import Path
-
     from soc.secrets import SecretError, mask_urls_in
     from soc.store import open_configured_store
-    from soc.store.base import StoreError
+    from soc.store.base import StoreError, StoreMissing
     from soc.ui import console
 
-    url = settings.resolved_store_url
-    if url.startswith("sqlite:") and not Path(settings.data_dir, "soc.db").exists() and not settings.store_url:
-        return None
     try:
-        exceptions = ActiveExceptions(open_configured_store(settings))
+        exceptions = ActiveExceptions(open_configured_store(settings, create=False))
         exceptions.prepare()
+    except StoreMissing:
+        return None
     except (StoreError, OSError, SecretError) as error:
         console(stderr=True).print(f"[yellow]warning:[/] exceptions NOT applied: cannot read them from "
                                    f"{settings.store_display_url()}: {mask_urls_in(str(error))}")

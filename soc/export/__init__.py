@@ -17,3 +17,5 @@ One module, one job:
 
 See ``docs/reporting.md``.
 """
+
+__all__: list[str] = []

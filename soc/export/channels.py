@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from soc.config import ReportRecipient, SmtpSettings
+from soc.errors import SocError
 from soc.export.render import content_type
 from soc.mail import MailError, send_mail
 from soc.outgoing import (
@@ -44,7 +45,7 @@ RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 MAX_RECEIPT_BODY = 64 * 1024
 
 
-class DeliveryError(Exception):
+class DeliveryError(SocError):
     def __init__(self, message: str, *, retryable: bool, receipt: dict[str, Any] | None = None):
         super().__init__(message)
         self.retryable = retryable

@@ -22,6 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from soc.errors import SocError
 from soc.export.documents import IncidentReport
 from soc.export.timefmt import form_date, form_time, local_iso
 from soc.incidents.model import INCIDENT_TYPES, Incident
@@ -47,7 +48,7 @@ class Missing:
         return f"  - {self.label_vi} / {self.label_en} [{self.field}]: {self.where}"
 
 
-class MissingFieldsError(ValueError):
+class MissingFieldsError(SocError, ValueError):
     """Required form fields are empty; ``missing`` lists them all."""
 
     def __init__(self, form: str, subject: str, missing: list[Missing]):

@@ -27,24 +27,29 @@ from typing import Any
 
 from soc.clock import Clock, system_clock
 from soc.config import ReportRecipient, Settings
+from soc.errors import SocError
 from soc.export import snapshot as snapshots
 from soc.export.channels import DeliveryError, send_drop, send_email, send_https
 from soc.export.profiles import get_profile
 from soc.export.reports import Reports
 from soc.model import iso, parse_iso
+from soc.retry import Backoff
 from soc.store.base import Conflict, Store
+from soc.store.lease import Claim, LeaseFields, LeaseLost, Leases
 
 log = logging.getLogger(__name__)
 OUTBOX = "report_outbox"
 RECEIPTS = "report_receipts"
 LEASE_SECONDS = 300
+#: an entry being sent: ``status: sending`` and ``lease_until`` (ISO text; None when released)
+LEASE = LeaseFields(owner=None, until="lease_until", stamp="iso", vacant=None)
 TITLES = {"initial": "Báo cáo ban đầu sự cố mạng", "update": "Báo cáo cập nhật sự cố",
           "closing": "Báo cáo kết thúc ứng phó sự cố", "summary_report": "Báo cáo tổng hợp",
           "monitoring_summary": "Báo cáo tổng hợp giám sát"}
 
 
-class OutboxError(ValueError):
-    pass
+class OutboxError(SocError, ValueError):
+    """An outbox request names an unknown recipient or a report nobody takes."""
 
 
 def entry_id(report_no: str, recipient: str) -> str:
@@ -91,37 +96,33 @@ def enqueue(store: Store, settings: Settings, report_no: str, recipients: list[s
     return created
 
 
-def _claim(store: Store, eid: str, now: datetime) -> dict[str, Any] | None:
-    doc = store.get(OUTBOX, eid)
+def _leases(store: Store, clock: Clock) -> Leases:
+    return Leases(store, OUTBOX, seconds=LEASE_SECONDS, clock=clock, fields=LEASE)
+
+
+def _claim(leases: Leases, eid: str, now: datetime) -> Claim | None:
+    """Claim a due entry for sending (``status: sending`` and a lease); None when it is not
+    due, not pending, or another sender holds it."""
+    doc = leases.store.get(OUTBOX, eid)
     if doc is None:
         return None
-    body = dict(doc.body)
-    at = iso(now)
-    if body["status"] == "sending" and (body.get("lease_until") or "") > at:
+    if doc.body["status"] not in ("pending", "sending") or doc.body.get("next_attempt_at", "") > iso(now):
         return None
-    if body["status"] not in ("pending", "sending") or body.get("next_attempt_at", "") > at:
-        return None
-    body["status"] = "sending"
-    body["lease_until"] = iso(now + timedelta(seconds=LEASE_SECONDS))
-    try:
-        version = store.put(OUTBOX, eid, body, expected_version=doc.version)
-    except Conflict:
-        return None
-    body["_version"] = version
-    return body
+    return leases.claim(eid, doc, at=now, changes={"status": "sending"})
 
 
-def _finish(store: Store, body: dict[str, Any]) -> None:
-    version = body.pop("_version")
+def _finish(claim: Claim, body: dict[str, Any]) -> None:
     try:
-        store.put(OUTBOX, body["id"], body, expected_version=version)
-    except Conflict:  # the lease ran out and someone else took it: theirs wins
+        claim.release(body)
+    except LeaseLost:  # the lease ran out and someone else took it: theirs wins
         log.warning("outbox entry %s changed while it was being sent", body["id"])
 
 
-def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], clock: Clock = system_clock) -> dict[str, Any]:
-    """Send one claimed entry and record the outcome on it; ``clock`` stamps the attempt, the
-    receipt and the delivery time (which decides whether the report was late)."""
+def deliver_entry(store: Store, settings: Settings, claim: Claim, clock: Clock = system_clock) -> dict[str, Any]:
+    """Send one claimed entry (:func:`_claim`) and record the outcome on it; ``clock`` stamps
+    the attempt, the receipt and the delivery time (which decides whether the report was
+    late). Returns the entry as recorded."""
+    body = dict(claim.body)
     now = clock()
     reports = Reports(store, settings)
     recipient = _recipient(settings, body["recipient"])
@@ -156,14 +157,14 @@ def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], clock:
         body["last_error"] = str(error)
         body["attempts_log"].append({"at": started, "ok": False, "error": str(error), "receipt": error.receipt})
         if error.retryable and body["attempts"] < settings.reporting.max_attempts:
-            delay = min(settings.reporting.retry_base_seconds * 2 ** (body["attempts"] - 1),
-                        settings.reporting.retry_max_seconds)
+            delay = Backoff(base=settings.reporting.retry_base_seconds, factor=2.0,
+                            max=settings.reporting.retry_max_seconds).delay(body["attempts"])
             body["status"] = "pending"
             body["next_attempt_at"] = iso(now + timedelta(seconds=delay))
         else:
             body["status"] = "failed"
         body["lease_until"] = None
-        _finish(store, body)
+        _finish(claim, body)
         return body
     except Exception as error:  # a bug or a broken file must not stop the worker: retry later
         log.exception("delivering %s failed", body["id"])
@@ -173,7 +174,7 @@ def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], clock:
         body["status"] = "pending" if body["attempts"] < settings.reporting.max_attempts else "failed"
         body["next_attempt_at"] = iso(now + timedelta(seconds=settings.reporting.retry_max_seconds))
         body["lease_until"] = None
-        _finish(store, body)
+        _finish(claim, body)
         return body
     delivered = iso(clock())
     receipt.setdefault("at", delivered)
@@ -181,7 +182,7 @@ def deliver_entry(store: Store, settings: Settings, body: dict[str, Any], clock:
     body.update({"status": "delivered", "receipt": receipt, "delivered_at": delivered, "lease_until": None,
                  "last_error": None})
     body["attempts_log"].append({"at": started, "ok": True})
-    _finish(store, body)
+    _finish(claim, body)
     store.create(RECEIPTS, body["id"], {"id": body["id"], "report_no": body["report_no"],
                                         "recipient": body["recipient"], "channel": body["channel"],
                                         "delivered_at": delivered, "receipt": receipt,
@@ -199,10 +200,11 @@ def due_entries(store: Store, now: datetime) -> list[str]:
 def deliver_due(store: Store, settings: Settings, clock: Clock = system_clock) -> list[dict[str, Any]]:
     """One pass: deliver every entry that is due now. Returns the entries it handled."""
     done = []
+    leases = _leases(store, clock)
     for eid in due_entries(store, clock()):
-        body = _claim(store, eid, clock())
-        if body is not None:
-            done.append(deliver_entry(store, settings, body, clock))
+        claim = _claim(leases, eid, clock())
+        if claim is not None:
+            done.append(deliver_entry(store, settings, claim, clock))
     store.refresh()
     return done
 

@@ -15,6 +15,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from soc.errors import SocError
+
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 DocumentKind = Literal["initial", "closing", "mau05", "monitoring"]
 Format = Literal["json", "docx", "stix", "misp"]
@@ -41,7 +43,7 @@ class Profile(BaseModel):
     tlp: Literal["clear", "green", "amber", "amber+strict", "red"] = "amber+strict"
 
 
-class ProfileError(ValueError):
+class ProfileError(SocError, ValueError):
     pass
 
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import jsonschema
 
+from soc.errors import SocError
 from soc.export.documents import DOCUMENT_MODELS
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-class SchemaError(ValueError):
+class SchemaError(SocError, ValueError):
     """A document does not validate against its schema; the message lists every problem."""
 
 

@@ -53,11 +53,13 @@ from pyhanko_certvalidator.errors import (
     ValidationError,
 )
 
+from soc.errors import SocError
+
 HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 T = TypeVar("T")
 
 
-class SigningError(ValueError):
+class SigningError(SocError, ValueError):
     pass
 
 

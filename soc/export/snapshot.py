@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soc.config import Settings
+from soc.errors import SocError
 from soc.export.profiles import Profile
 from soc.model import iso
 from soc.store.base import Store
@@ -24,7 +25,7 @@ INCIDENTS = "incidents"
 FORM_CODE = {"initial": "03", "update": "03", "closing": "04"}
 
 
-class SnapshotError(ValueError):
+class SnapshotError(SocError, ValueError):
     pass
 
 

@@ -1,0 +1,5 @@
+"""Incidents: the model (:mod:`.model`), default severity and national type (:mod:`.types`) and
+the service that opens, groups and moves them through their lifecycle (:mod:`.service`). Import
+the modules; the package itself exports nothing."""
+
+__all__: list[str] = []

@@ -36,6 +36,8 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from soc.clock import Clock, system_clock
+from soc.errors import SocError
 from soc.incidents.model import (
     IMPACTS,
     INCIDENT_TYPES,
@@ -50,10 +52,13 @@ from soc.incidents.model import (
 from soc.incidents.types import TypeMap, default_type_map, severity_from_alerts, severity_rank
 from soc.model import iso, parse_iso
 from soc.store.base import Conflict, Doc, Store
+from soc.store.lease import Claim, LeaseBusy, LeaseFields, LeaseLost, Leases
 
 INCIDENTS = "incidents"
 ALERTS = "alerts"  # soc.detect.engine.ALERTS (not imported: that module pulls in pySigma)
 LOCKS = "incident_locks"
+#: a membership lock document: ``{"owner": <nonce>, "until": <epoch seconds>}``; released: owner None, until 0
+LOCK_FIELDS = LeaseFields(owner="owner", until="until", stamp="epoch", vacant=0)
 OPEN_STATUSES = ("new", "triage", "contained")
 GROUP_FIELDS = ("host.name", "user.name", "source.ip")
 VERDICTS: tuple[str, ...] = get_args(Verdict)
@@ -67,7 +72,7 @@ LOCK_WAIT_SECONDS = 120.0
 CAS_ATTEMPTS = 50
 
 
-class IncidentError(ValueError):
+class IncidentError(SocError, ValueError):
     """The change cannot be made; the message names the input and what to do instead."""
 
 
@@ -143,23 +148,25 @@ def _renew() -> None:
 
 
 class _Lease:
-    """A short exclusive lease on a store document (compare-and-set), for membership changes.
-    Long operations renew it (:func:`_renew`) so it never expires while its holder works."""
+    """A short exclusive lease on a store document (:mod:`soc.store.lease`), for membership
+    changes; re-entrant within its holder. Long operations renew it (:func:`_renew`) so it
+    never expires while its holder works."""
 
-    def __init__(self, store: Store, key: str, *, lease: float = LEASE_SECONDS, wait: float = LOCK_WAIT_SECONDS):
-        self.store, self.key, self.lease, self.wait = store, key, lease, wait
-        self.owner = uuid.uuid4().hex
+    def __init__(self, store: Store, key: str, *, lease: float = LEASE_SECONDS, wait: float = LOCK_WAIT_SECONDS,
+                 clock: Clock = system_clock):
+        self.key, self.lease, self.wait = key, lease, wait
+        self.leases = Leases(store, LOCKS, seconds=lease, owner=uuid.uuid4().hex, clock=clock, fields=LOCK_FIELDS)
+        self.owner = self.leases.owner
+        self.claim: Claim | None = None
         self.depth = 0
-        self.version = 0
         self.renewed = 0.0
 
     def renew(self) -> None:
-        if time.monotonic() - self.renewed < self.lease / 4:
+        if self.claim is None or time.monotonic() - self.renewed < self.lease / 4:
             return
         try:
-            self.version = self.store.put(LOCKS, self.key, {"owner": self.owner, "until": time.time() + self.lease},
-                                          expected_version=self.version)
-        except Conflict as error:
+            self.claim.renew()
+        except LeaseLost as error:
             raise IncidentError(f"lost the lease {LOCKS}/{self.key} (the store was unreachable for longer "
                                 f"than {self.lease:.0f}s?); run the command again") from error
         self.renewed = time.monotonic()
@@ -168,25 +175,11 @@ class _Lease:
         if self.depth:
             self.depth += 1
             return self
-        deadline = time.monotonic() + self.wait
-        while True:
-            now = time.time()
-            doc = self.store.get(LOCKS, self.key)
-            body = {"owner": self.owner, "until": now + self.lease}
-            try:
-                if doc is None:
-                    self.version = self.store.put(LOCKS, self.key, body, expected_version=0)
-                    break
-                if not doc.body.get("owner") or float(doc.body.get("until") or 0) < now:
-                    self.version = self.store.put(LOCKS, self.key, body, expected_version=doc.version)
-                    break
-            except Conflict:
-                pass
-            if time.monotonic() > deadline:
-                holder = doc.body.get("owner") if doc else "?"
-                raise IncidentError(f"incidents are busy: the lease {LOCKS}/{self.key} is held by {holder} "
-                                    f"for more than {self.wait:.0f}s; try again")
-            time.sleep(random.uniform(0.005, 0.03))
+        try:
+            self.claim = self.leases.acquire(self.key, wait=self.wait)
+        except LeaseBusy as busy:
+            raise IncidentError(f"incidents are busy: the lease {LOCKS}/{self.key} is held by {busy.holder or '?'} "
+                                f"for more than {self.wait:.0f}s; try again") from None
         self.depth = 1
         self.renewed = time.monotonic()
         _held.lease = self
@@ -197,11 +190,11 @@ class _Lease:
         if self.depth:
             return
         _held.lease = None
-        doc = self.store.get(LOCKS, self.key)
-        if doc is not None and doc.body.get("owner") == self.owner:
+        claim, self.claim = self.claim, None
+        if claim is not None:
             try:
-                self.store.put(LOCKS, self.key, {"owner": None, "until": 0}, expected_version=doc.version)
-            except Conflict:
+                claim.release()
+            except LeaseLost:
                 pass  # it expired and someone else took it
 
 

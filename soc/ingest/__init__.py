@@ -11,6 +11,7 @@ Stage contracts (each stage is a small module with one job):
                reports through ``Parsed.status``/``Parsed.error``.
 ``extract/``   message-level extraction for known programs (sshd, sudo, su, pam, account tools...):
                adds ECS fields (``source.ip``, ``user.name``, ``event.action``, ``event.outcome``).
+``values``     small helpers the parsers and the extractors share (addresses, ports, key=value tokens).
 ``normalize``  Parsed + source context -> the stored event dict (time model, agency, dataset, ids).
 ``pipeline``   runs the stages over a batch, counts parsed / partial / failed / dead-lettered, and
                hands events to a sink. Bad input never raises out of here.
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
+__all__ = ["Record"]
 
 
 @dataclass(slots=True)

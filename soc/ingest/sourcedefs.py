@@ -18,12 +18,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from soc.config import DEFAULT_TIMEZONE, content_dir
+from soc.errors import SocError
 from soc.ingest.normalize import SourceContext
 
 BY_NETWORK = "by-network"
 
 
-class SourceDefinitionError(ValueError):
+class SourceDefinitionError(SocError, ValueError):
     """A source or agency file is invalid; the message names the file and the field."""
 
 

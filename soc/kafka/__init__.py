@@ -14,3 +14,5 @@ module                 one job
 
 Modules import kafka-python lazily, so ``soc`` without Kafka configured never loads it.
 """
+
+__all__: list[str] = []

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from soc.errors import SocError
 from soc.ingest import Record
 from soc.ingest.normalize import SourceContext
 from soc.ingest.parsers import PARSERS
@@ -47,7 +48,7 @@ H_TIMEZONE = "soc.timezone"
 KNOWN_HEADERS = (H_AGENCY, H_PEER, H_SOURCE, H_FORMAT, H_TIMEZONE)
 
 
-class Malformed(ValueError):
+class Malformed(SocError, ValueError):
     """A record that cannot be turned into an event whatever its content; the message is the
     dead-letter reason."""
 

@@ -14,7 +14,7 @@ anything: what still fails is reported with its reason and stays in the topic fo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from soc.ingest.sourcedefs import Agencies, load_agencies
@@ -65,8 +65,8 @@ class _Collector(IngestWorker):
     def _wait(self) -> None:
         import time
 
-        self._backoff = min(self.config.retry_max_seconds, max(0.5, self._backoff * 2))
-        time.sleep(self._backoff)
+        self._failures += 1
+        time.sleep(self.backoff.delay(self._failures))
 
 
 def replay(letters: Iterable[dl.DeadLetter], config: WorkerConfig, *, agencies: Agencies | None = None,
@@ -75,6 +75,7 @@ def replay(letters: Iterable[dl.DeadLetter], config: WorkerConfig, *, agencies: 
     import time
 
     worker = _Collector(config, agencies=agencies or load_agencies())
+    worker.backoff = replace(worker.backoff, jitter=0.0)  # one replaying process: nothing to spread
     worker.failed = []  # type: ignore[attr-defined]
     worker.failed_ids = set()  # type: ignore[attr-defined]
     result = ReplayResult()

@@ -62,7 +62,6 @@ stored, already there, or dead-lettered (``soc kafka status`` and the metrics sa
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -77,6 +76,7 @@ from soc.kafka import deadletters as dl
 from soc.kafka.messages import ContextKey, Coordinates, Malformed, context_for, inspect, to_record
 from soc.kafka.metrics import MetricsServer, WorkerMetrics
 from soc.model import Event
+from soc.retry import Backoff
 from soc.secrets import mask_url
 from soc.store import open_store
 from soc.store.base import Store, StoreError, WriteResult
@@ -134,9 +134,8 @@ class WorkerConfig:
 
 def open_event_store(url: str, prefix: str = "soc", write_timeout: float = 60.0,
                      replicas: int | None = None) -> Store:
-    """The store for ``url``; search stores get the index prefix, replicas and a bounded write timeout."""
-    if url.startswith("sqlite"):
-        return open_store(url)
+    """The store for ``url`` with the index prefix, replicas and a bounded write timeout (a store
+    takes the options that apply to it)."""
     return open_store(url, prefix=prefix, write_timeout=write_timeout, replicas=replicas)
 
 
@@ -215,7 +214,9 @@ class IngestWorker:
         self._stop_at: float | None = None
         self._pipelines: dict[ContextKey, tuple[IngestPipeline, _DeadLetterSink]] = {}
         self._inspect_cache: dict[tuple[Any, ...], tuple[ContextKey, str | None] | str] = {}
-        self._backoff = 0.0
+        #: waits while the store refuses documents: 0.5 s doubling up to retry_max_seconds, +-25 %
+        self.backoff = Backoff(base=0.5, factor=2.0, max=config.retry_max_seconds, jitter=0.25)
+        self._failures = 0  # consecutive write attempts that left documents to retry
         self._retry_at: float | None = None
         self._pending_since = 0.0
         self._writer: ThreadPoolExecutor | None = None
@@ -542,8 +543,8 @@ class IngestWorker:
     def _back_off(self) -> None:
         """Backpressure: pause every partition (fetch nothing more) and retry after an
         exponential, jittered delay; polling goes on meanwhile, so the member stays in the group."""
-        self._backoff = min(self.config.retry_max_seconds, max(0.5, self._backoff * 2))
-        self._retry_at = time.monotonic() + self._backoff * random.uniform(0.75, 1.25)
+        self._failures += 1
+        self._retry_at = time.monotonic() + self.backoff.delay(self._failures)
         if not self.metrics.paused:
             log.warning("store not accepting every document: pausing consumption, retrying with backoff")
             self.metrics.paused = True
@@ -553,7 +554,7 @@ class IngestWorker:
 
     def _written(self) -> None:
         self.metrics.batches += 1
-        self._backoff = 0.0
+        self._failures = 0
         self._retry_at = None
         if self.metrics.paused:
             paused = self.consumer.paused()

@@ -38,7 +38,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from soc.errors import SocError
+from soc.playbooks.actions import load_actions
 from soc.playbooks.template import TemplateError, check_template
+from soc.retry import Backoff
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -47,7 +50,7 @@ STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 PLAYBOOK_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
 
-class PlaybookError(Exception):
+class PlaybookError(SocError):
     """A playbook file is invalid; the message names the file and the step."""
 
 
@@ -118,9 +121,14 @@ class Retry(_Strict):
     factor: float = Field(2.0, ge=1, description="each further wait is multiplied by this")
     max_backoff: float = Field(300.0, ge=0)
 
+    @property
+    def policy(self) -> Backoff:
+        """These settings as the shared retry policy (:class:`soc.retry.Backoff`, no jitter)."""
+        return Backoff(base=self.backoff, factor=self.factor, max=self.max_backoff)
+
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return min(self.backoff * self.factor ** (attempt - 1), self.max_backoff)
+        return self.policy.delay(attempt)
 
 
 class Step(_Strict):
@@ -235,8 +243,6 @@ def parse_playbook(raw: Any, source: str = "<playbook>", *, check_actions: bool 
         except TemplateError as error:
             problems.append(f"{where}: {error}")
         if check_actions:
-            from soc.playbooks.registry import load_actions
-
             REGISTRY = load_actions()  # noqa: N806
             action = REGISTRY.get(step.action)
             if action is None:

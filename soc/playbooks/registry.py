@@ -28,18 +28,42 @@ import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from soc.config import PlaybookSettings
+from soc.errors import SocError
 from soc.model import iso, now_utc
-
-if TYPE_CHECKING:
-    from soc.playbooks.runner import PlaybookRunner
-    from soc.store.base import Store
+from soc.store.base import Store
 
 EFFECTS = "playbook_effects"
 
 
-class ActionError(Exception):
+class Runner(Protocol):
+    """What actions may use of the runner that calls them
+    (:class:`~soc.playbooks.runner.PlaybookRunner`)."""
+
+    @property
+    def settings(self) -> Any: ...
+
+    @property
+    def config(self) -> PlaybookSettings: ...
+
+    @property
+    def incidents(self) -> Any: ...
+
+    def incidents_for(self, group_fields: tuple[str, ...] | None, window_hours: float | None) -> Any: ...
+
+    def start(self, playbook: str, trigger: dict[str, Any], key: str, *,
+              inputs: dict[str, Any] | None = None, actor: str = "system", dry_run: bool = False,
+              parent: tuple[str, str] | None = None, depth: int = 0, execute: bool = True) -> tuple[str, bool]: ...
+
+    def execute(self, run_id: str) -> dict[str, Any]: ...
+
+    def on_incident_event(self, incident: dict[str, Any], event: str, *, detail: str = "",
+                          depth: int = 0, actor: str = "system") -> list[str]: ...
+
+
+class ActionError(SocError):
     """An action failed; ``retryable`` says whether another attempt may succeed."""
 
     def __init__(self, message: str, *, retryable: bool = True):
@@ -64,7 +88,7 @@ class Wait(Exception):  # noqa: N818 -- a signal, not an error
 @dataclass
 class ActionContext:
     store: Store
-    runner: PlaybookRunner
+    runner: Runner
     run_id: str
     playbook_id: str
     step_id: str
@@ -165,10 +189,3 @@ def action(name: str, *, side_effects: bool = True) -> Callable[[Callable[..., d
         return fn
 
     return register
-
-
-def load_actions() -> dict[str, Action]:
-    """Import the built-in action modules (each registers its group) and return the registry."""
-    import soc.playbooks.actions  # noqa: F401 -- imported for its registrations
-
-    return REGISTRY

@@ -36,8 +36,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -46,25 +44,26 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from soc.clock import epoch_clock
 from soc.config import PlaybookSettings
 from soc.model import iso, now_utc
+from soc.playbooks.actions import load_actions
 from soc.playbooks.model import LEVELS, SEVERITIES, Playbook, PlaybookError, load_playbooks
-from soc.playbooks.registry import ActionContext, ActionError, Cancelled, Wait, load_actions
+from soc.playbooks.registry import ActionContext, ActionError, Cancelled, Wait
+from soc.playbooks.tables import APPROVALS, RUNS, STEPS
 from soc.playbooks.template import TemplateError, condition, render
 from soc.store.base import Conflict, Doc, Store
+from soc.store.lease import Claim, LeaseFields, LeaseLost, Leases, owner_gone
 
 log = logging.getLogger(__name__)
 
-RUNS = "playbook_runs"
-STEPS = "playbook_steps"
-APPROVALS = "playbook_approvals"
 CLAIMS = "playbook_alerts"  # which alerts a playbook with group_by has batched (create-only)
 TERMINAL = ("succeeded", "failed")
 STEP_DONE = ("succeeded", "skipped", "failed")
 
 
-class LeaseLost(Exception):  # noqa: N818
-    """Another process took the run over (our lease expired); this process stops working on it."""
+#: a run's lease: ``owner`` (host:pid:nonce) and ``lease_until`` (epoch seconds), 0 when released
+RUN_LEASE = LeaseFields(owner="owner", until="lease_until", stamp="epoch", vacant=0)
 
 
 def _claim_id(playbook_id: str, alert_id: str) -> str:
@@ -81,28 +80,6 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def owner_gone(owner: str | None) -> bool:
-    """True when ``owner`` (host:pid:nonce) was a process on this host that no longer exists."""
-    if not owner:
-        return True
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    return pid != os.getpid() and not _pid_alive(pid)
 
 
 def coerce_input(name: str, kind: str, value: Any) -> Any:
@@ -129,35 +106,42 @@ def coerce_input(name: str, kind: str, value: Any) -> Any:
 
 
 class _Run:
-    """One run document held by this process: every write is a compare-and-set."""
+    """One run document held by this process (a :class:`~soc.store.lease.Claim`): every
+    write is a compare-and-set; the first that conflicts raises :class:`LeaseLost` and
+    cancels the step in progress."""
 
     def __init__(self, runner: PlaybookRunner, doc: Doc):
         self.runner = runner
         self.id = doc.id
-        self.body = doc.body
-        self.version = doc.version
-        self.lock = threading.RLock()
-        self.lost = threading.Event()
+        self.claim = runner.leases.handle(doc, on_lost=self._cancel)
+        self.lost = self.claim.lost
         self.cancel_current: threading.Event | None = None
 
-    def save(self, **changes: Any) -> None:
-        with self.lock:
-            if self.lost.is_set():
-                raise LeaseLost(f"run {self.id}: lease lost")
-            body = dict(self.body, **changes)
-            body["updated_at"] = iso(now_utc())
-            try:
-                self.version = self.runner.store.put(RUNS, self.id, body, expected_version=self.version)
-            except Conflict as error:
-                self.lost.set()
-                if self.cancel_current is not None:
-                    self.cancel_current.set()
-                raise LeaseLost(f"run {self.id}: another process took it over") from error
-            self.body = body
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.claim.body
 
-    def renew(self) -> None:
-        self.save(lease_until=self.runner.clock() + self.runner.config.lease_seconds,
-                  heartbeat_at=iso(now_utc()))
+    def _cancel(self) -> None:
+        if self.cancel_current is not None:
+            self.cancel_current.set()
+
+    def take(self, **changes: Any) -> None:
+        """Claim the run: our owner and lease, with ``changes``."""
+        self.claim.take(**{**changes, "updated_at": iso(now_utc())})
+
+    def save(self, **changes: Any) -> None:
+        self.claim.write(**{**changes, "updated_at": iso(now_utc())})
+
+    def release(self, **changes: Any) -> None:
+        """The last write of this process: ``changes`` with the lease cleared."""
+        self.claim.release(**{**changes, "updated_at": iso(now_utc())})
+
+    def keep_alive(self) -> contextlib.AbstractContextManager[Claim]:
+        """Renew the lease (and ``heartbeat_at``) every third of it while the block runs."""
+        def beat() -> dict[str, Any]:
+            return {"heartbeat_at": iso(now_utc()), "updated_at": iso(now_utc())}
+
+        return self.claim.keep_alive(f"playbook run {self.id}", beat)
 
     def step_state(self, step_id: str) -> dict[str, Any]:
         for state in self.body["steps"]:
@@ -186,7 +170,10 @@ class PlaybookRunner:
         self.settings = settings
         self.config = config or settings.playbooks
         self.clock = clock
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        #: the runs' leases; a run whose owner process is gone is free before its lease expires
+        self.leases = Leases(store, RUNS, seconds=self.config.lease_seconds, owner=owner,
+                             clock=epoch_clock(clock), fields=RUN_LEASE, abandoned=owner_gone)
+        self.owner = self.leases.owner
         self.errors: list[str] = []
         if playbooks is None:
             playbooks, self.errors = load_playbooks(self.config.folder)
@@ -265,7 +252,7 @@ class PlaybookRunner:
             "agency": _agency_of(trigger),
             "parent_run": parent[0] if parent else None, "parent_step": parent[1] if parent else None,
             "depth": depth, "created_at": now, "started_at": None, "finished_at": None, "updated_at": now,
-            "owner": self.owner, "lease_until": self.clock() + self.config.lease_seconds,
+            "owner": self.owner, "lease_until": self.leases.expiry(),
             "heartbeat_at": now, "takeovers": 0, "executed": 0, "error": None, "outputs_json": None,
             "wait_until": None, "wait_reason": None,
             "steps": [{"id": s.id, "action": s.action, "status": "pending", "attempts": 0, "uncounted": 0,
@@ -394,17 +381,15 @@ class PlaybookRunner:
         status = body["status"]
         if status in TERMINAL:
             return None
-        now = self.clock()
-        mine = body.get("owner") == self.owner
+        mine = self.leases.holder(body) == self.owner
         taking_over = False
         if status in ("running", "pending") and not mine:
-            if body.get("lease_until", 0) >= now and not owner_gone(body.get("owner")):
+            if self.leases.live(body):
                 return None  # another live process works on it
             taking_over = True
         elif status == "running" and mine:
             return None  # this runner executes it right now (another thread)
-        changes: dict[str, Any] = {"owner": self.owner, "lease_until": now + self.config.lease_seconds,
-                                   "heartbeat_at": iso(now_utc()), "status": "running",
+        changes: dict[str, Any] = {"heartbeat_at": iso(now_utc()), "status": "running",
                                    "started_at": body.get("started_at") or iso(now_utc()),
                                    "wait_until": None, "wait_reason": None}
         if taking_over:
@@ -412,15 +397,15 @@ class PlaybookRunner:
         run = _Run(self, doc)
         if taking_over and changes["takeovers"] > self.config.max_takeovers:
             try:
-                run.save(status="failed", finished_at=iso(now_utc()), owner=None, lease_until=0,
-                         error=f"abandoned: its process died {changes['takeovers'] - 1} times while running it "
-                               f"(last owner {body.get('owner')}); not resumed again")
+                run.release(status="failed", finished_at=iso(now_utc()),
+                            error=f"abandoned: its process died {changes['takeovers'] - 1} times while running it "
+                                  f"(last owner {body.get('owner')}); not resumed again")
             except LeaseLost:
                 return None
             self._record_run(run.body, "failed", detail={"error": run.body["error"]})
             return None
         try:
-            run.save(**changes)
+            run.take(**changes)
         except LeaseLost:
             return None  # someone else claimed it first
         if taking_over:
@@ -442,33 +427,17 @@ class PlaybookRunner:
         if run is None:
             doc = self.store.get(RUNS, run_id)
             return doc.body if doc else {}
-        stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(run, stop), daemon=True,
-                                name=f"soc-playbook-heartbeat-{run_id[:8]}")
-        beat.start()
         try:
-            self._steps(run)
+            with run.keep_alive():
+                self._steps(run)
         except LeaseLost:
             log.warning("playbook run %s: lease lost; the process that took it over continues it", run_id)
-        finally:
-            stop.set()
-            beat.join(timeout=5)
         if run.body["status"] in TERMINAL and run.body.get("parent_run"):
             parent = self.store.get(RUNS, run.body["parent_run"])
             if parent is not None and parent.body["status"] == "waiting":
                 self.execute(parent.id)
         self._drain()
         return run.body
-
-    def _heartbeat(self, run: _Run, stop: threading.Event) -> None:
-        period = max(self.config.lease_seconds / 3.0, 0.05)
-        while not stop.wait(period):
-            try:
-                run.renew()
-            except LeaseLost:
-                return
-            except Exception as error:  # the store is briefly unreachable: try again next beat
-                log.warning("playbook run %s: heartbeat failed: %s", run.id, error)
 
     def context(self, body: dict[str, Any]) -> dict[str, Any]:
         steps = {s["id"]: {"status": s["status"], "output": _loads(s.get("output_json")) or {},
@@ -573,8 +542,7 @@ class PlaybookRunner:
             except Wait as wait:
                 duration = time.monotonic() - started
                 run.set_step(step.id, status="waiting", error=None)
-                run.save(status="waiting", wait_until=wait.until, wait_reason=f"{step.id}: {wait.reason}",
-                         owner=None, lease_until=0)
+                run.release(status="waiting", wait_until=wait.until, wait_reason=f"{step.id}: {wait.reason}")
                 self._record_step(run, step.id, step.action, attempt, "end", status="waiting",
                                   duration=duration, detail={"reason": wait.reason, "until": wait.until,
                                                              **wait.detail})
@@ -640,8 +608,8 @@ class PlaybookRunner:
         return box.get("output") or {}
 
     def _finish(self, run: _Run, status: str, error: str | None, outputs: Any = None) -> None:
-        run.save(status=status, finished_at=iso(now_utc()), error=error, owner=None, lease_until=0,
-                 outputs_json=_dumps(outputs) if outputs is not None else None, wait_until=None, wait_reason=None)
+        run.release(status=status, finished_at=iso(now_utc()), error=error,
+                    outputs_json=_dumps(outputs) if outputs is not None else None, wait_until=None, wait_reason=None)
         self._record_run(run.body, status, detail={"error": error} if error else {})
 
     # -- approvals, resume, recovery ----------------------------------------------------------
@@ -683,12 +651,11 @@ class PlaybookRunner:
         whose wait is over. Returns the ids handled. Called at start-up and periodically."""
         handled = []
         self.store.refresh()  # other processes' writes (a no-op on SQLite)
-        now = self.clock()
         for doc in self.store.find(RUNS, {"status": ["pending", "running"]}, limit=10_000):
             body = doc.body
-            if body.get("owner") == self.owner:
+            if self.leases.holder(body) == self.owner:
                 continue
-            if body.get("lease_until", 0) < now or owner_gone(body.get("owner")):
+            if not self.leases.live(body):  # expired, or its owner process is gone
                 handled.append(doc.id)
                 self._dispatch(doc.id)
         now_iso = iso(now_utc())

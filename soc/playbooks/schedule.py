@@ -94,17 +94,3 @@ def attach(runner: PlaybookRunner, scheduler: Any, *, poll_alerts: bool = False)
                           max_instances=1, coalesce=True)
         jobs.append("playbook-alert-poll")
     return jobs
-
-
-def service_runner(store: Any, settings: Any) -> PlaybookRunner:
-    """The runner of the embedded service: the configured playbook folder, runs executed on a
-    small thread pool (``playbooks.workers``) so a slow webhook never holds up detection.
-    Invalid playbook files are logged and skipped; the others run."""
-    from soc.playbooks.model import load_playbooks
-    config = settings.playbooks
-    playbooks, errors = load_playbooks(config.folder)
-    for error in errors:
-        log.error("playbook not loaded: %s", error)
-    runner = PlaybookRunner(store, playbooks, settings=settings, config=config, background=True)
-    runner.errors = errors
-    return runner

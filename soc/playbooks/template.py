@@ -25,10 +25,12 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from soc.errors import SocError
+
 _WHOLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
 
 
-class TemplateError(Exception):
+class TemplateError(SocError):
     """A template could not be compiled or evaluated; the message quotes it."""
 
 

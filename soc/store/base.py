@@ -20,11 +20,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from soc.errors import SocError
 from soc.model import Event
 
 
-class StoreError(Exception):
+class StoreError(SocError):
     """A store could not do what was asked; the message says what to check."""
+
+
+class StoreMissing(StoreError):
+    """Opened with ``create=False`` and the store does not exist yet (nothing was created)."""
 
 
 class Conflict(StoreError):

@@ -73,6 +73,10 @@ class SearchStore(DocumentCollections):
     """A :class:`soc.store.base.Store` on a search engine. Use :meth:`from_url`."""
 
     dialect = "dsl"
+    #: the options of :func:`soc.store.open_store` this store takes (``create`` does not apply:
+    #: indices are created as events arrive)
+    OPENING_OPTIONS = frozenset({"prefix", "replicas", "shards", "retention_days", "query_timeout",
+                                 "write_timeout", "bootstrap"})
     flavour: ClassVar[str] = ""
     product: ClassVar[str] = ""
     transport_class: ClassVar[type[Transport]]

@@ -23,13 +23,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from soc.errors import SocError
 from soc.secrets import mask_url
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 
 
-class HTTPError(Exception):
+class HTTPError(SocError):
     """The server answered ``status`` >= 400; ``body`` is its decoded answer."""
 
     def __init__(self, status: int, body: Any):
@@ -47,11 +48,11 @@ class HTTPError(Exception):
         return error_reason(self.body)
 
 
-class Unreachable(Exception):
+class Unreachable(SocError):
     """No usable connection to the server."""
 
 
-class RequestTimeout(Exception):
+class RequestTimeout(SocError):
     """The request got no answer in time; it may still complete on the server."""
 
 

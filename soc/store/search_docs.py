@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import orjson
@@ -36,9 +36,6 @@ from soc.store import search_mappings as maps
 from soc.store.base import Conflict, Doc, StoreError
 from soc.store.search_client import HTTPError
 from soc.store.search_query import doc_query, doc_sort
-
-if TYPE_CHECKING:
-    from soc.store.search_base import SearchStore
 
 TERM_BITS = 40
 _GET_RETRIES = 8  # about 2 s of waiting for a new index's shard to start
@@ -64,10 +61,33 @@ def doc_from_hit(hit: dict[str, Any], id_: str | None = None) -> Doc:
     return Doc(id_ or hit["_id"], encode_version(hit["_seq_no"], hit["_primary_term"]), body)
 
 
-class DocumentCollections:
-    """The document half of the store protocol; mixed into :class:`SearchStore`."""
+class SearchHost(Protocol):
+    """What :class:`DocumentCollections` needs of the store it is mixed into
+    (:class:`~soc.store.search_base.SearchStore`): its index prefix, its requests, and two
+    tables the store creates empty."""
 
-    def _doc_index(self: SearchStore, collection: str) -> str:
+    prefix: str
+    _dirty: set[str]
+    """Indices this instance wrote since their last refresh."""
+    _doc_indices: dict[str, str]
+    """collection -> its index name (cache of :meth:`DocumentCollections._doc_index`)."""
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+              ndjson: bool = False, timeout: float | None = None, what: str = "request") -> Any: ...
+
+    def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any: ...
+
+    def _create_index(self, index: str) -> None: ...
+
+    def _pages(self, target: str, body: dict[str, Any], limit: int, *, pit: bool, what: str
+               ) -> Iterator[list[dict[str, Any]]]: ...
+
+
+class DocumentCollections(SearchHost):
+    """The document half of the store protocol; mixed into
+    :class:`~soc.store.search_base.SearchStore`, which provides the :class:`SearchHost` part."""
+
+    def _doc_index(self, collection: str) -> str:
         index = self._doc_indices.get(collection)
         if index is None:
             safe = re.sub(r"[^a-z0-9_-]", "_", collection.lower()).lstrip("_-")
@@ -76,7 +96,7 @@ class DocumentCollections:
             index = self._doc_indices[collection] = f"{self.prefix}-docs-{safe}"
         return index
 
-    def _doc_write(self: SearchStore, method: str, collection: str, op: str, id_: str,
+    def _doc_write(self, method: str, collection: str, op: str, id_: str,
                    body: dict[str, Any] | None, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One write (``op`` = ``_create`` or ``_doc``), creating the collection's index if the
         cluster does not create indices automatically. HTTP errors pass through."""
@@ -93,7 +113,7 @@ class DocumentCollections:
         self._dirty.add(index)
         return resp
 
-    def create(self: SearchStore, collection: str, id: str, body: dict[str, Any]) -> bool:
+    def create(self, collection: str, id: str, body: dict[str, Any]) -> bool:
         try:
             self._doc_write("PUT", collection, "_create", id, body)
         except HTTPError as error:
@@ -102,7 +122,7 @@ class DocumentCollections:
             raise StoreError(f"{collection}/{id}: create failed: {error.reason}") from error
         return True
 
-    def get(self: SearchStore, collection: str, id: str) -> Doc | None:
+    def get(self, collection: str, id: str) -> Doc | None:
         path = f"/{self._doc_index(collection)}/_doc/{quote(id, safe='')}"
         for attempt in range(_GET_RETRIES + 1):
             try:
@@ -119,7 +139,7 @@ class DocumentCollections:
                 raise StoreError(f"{collection}/{id}: read failed: {error.reason}") from error
         return doc_from_hit(resp, id) if resp.get("found") else None
 
-    def put(self: SearchStore, collection: str, id: str, body: dict[str, Any],
+    def put(self, collection: str, id: str, body: dict[str, Any],
             expected_version: int | None = None) -> int:
         op, params = ("_create" if expected_version == 0 else "_doc"), None
         if expected_version:
@@ -134,7 +154,7 @@ class DocumentCollections:
             raise StoreError(f"{collection}/{id}: write failed: {error.reason}") from error
         return encode_version(resp["_seq_no"], resp["_primary_term"])
 
-    def delete(self: SearchStore, collection: str, id: str) -> bool:
+    def delete(self, collection: str, id: str) -> bool:
         try:
             self._doc_write("DELETE", collection, "_doc", id, None)
         except HTTPError as error:
@@ -143,7 +163,7 @@ class DocumentCollections:
             raise StoreError(f"{collection}/{id}: delete failed: {error.reason}") from error
         return True
 
-    def find(self: SearchStore, collection: str, where: dict[str, Any] | None = None, *,
+    def find(self, collection: str, where: dict[str, Any] | None = None, *,
              time_field: str | None = None, start: str | None = None, end: str | None = None,
              sort: str | None = None, descending: bool = False, limit: int = 1000) -> list[Doc]:
         query = doc_query(where, time_field, start, end)
@@ -151,10 +171,10 @@ class DocumentCollections:
             return []
         return list(self._docs(collection, query, doc_sort(sort, descending), limit))
 
-    def iter_all(self: SearchStore, collection: str) -> Iterator[Doc]:
+    def iter_all(self, collection: str) -> Iterator[Doc]:
         return self._docs(collection, {"match_all": {}}, doc_sort(None, False), 2**62)
 
-    def _docs(self: SearchStore, collection: str, query: dict[str, Any], sort: list[dict[str, Any]],
+    def _docs(self, collection: str, query: dict[str, Any], sort: list[dict[str, Any]],
               limit: int) -> Iterator[Doc]:
         if limit <= 0:
             return iter(())

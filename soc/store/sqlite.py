@@ -56,11 +56,12 @@ from itertools import compress
 from operator import is_not
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from soc.model import Event, iso, parse_iso
-from soc.store.base import Conflict, Doc, Match, StoreError, Window, WriteResult
+from soc.store.base import Conflict, Doc, Match, StoreError, StoreMissing, Window, WriteResult
 
 # Keys kept in real columns rather than in the JSON document.
 _COLUMN_KEYS = {"_id", "_ts", "@timestamp", "event.ingested", "event.dataset", "organization.id",
@@ -336,6 +337,21 @@ class SQLiteStore:
     """Embedded store. ``path`` may be ``":memory:"`` only for single-threaded use (hunts)."""
 
     dialect = "sqlite"
+    #: the options of :func:`soc.store.open_store` this store takes (it has no indices or replicas)
+    OPENING_OPTIONS = frozenset({"durable", "numeric_fields", "create"})
+
+    @classmethod
+    def from_url(cls, url: str, *, create: bool = True, **options: Any) -> SQLiteStore:
+        """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy convention);
+        ``create=False`` raises :class:`soc.store.StoreMissing` instead of creating a new file."""
+        from soc.catalog import default_catalog
+
+        parts = urlsplit(url)
+        path = parts.netloc + parts.path[1:] if parts.path.startswith("/") else parts.netloc + parts.path
+        if not create and path and path != ":memory:" and not Path(path).exists():
+            raise StoreMissing(f"no store at {path}")
+        options.setdefault("numeric_fields", default_catalog().numeric_fields)
+        return cls(path or ":memory:", **options)
 
     def __init__(self, path: str | Path, *, durable: bool = True, numeric_fields: Iterable[str] = ()):
         self.path = str(path)

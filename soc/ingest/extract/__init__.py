@@ -72,28 +72,12 @@ use ECS allowed values only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-Extractor = Callable[[str, dict[str, Any]], bool]
+from . import accounts, netfilter, pam, sshd, su, sudo
+from .base import Extractor, mark
 
-
-def mark(
-    fields: dict[str, Any],
-    action: str,
-    outcome: str,
-    category: tuple[str, ...],
-    types: tuple[str, ...],
-) -> bool:
-    """Set ``event.action``/``outcome``/``category``/``type`` (fresh lists per event)."""
-    fields["event.action"] = action
-    fields["event.outcome"] = outcome
-    fields["event.category"] = list(category)
-    fields["event.type"] = list(types)
-    return True
-
-
-from . import accounts, netfilter, pam, sshd, su, sudo  # noqa: E402  (modules use mark())
+__all__ = ["EXTRACTORS", "Extractor", "extract", "mark"]
 
 EXTRACTORS: dict[str, Extractor] = {
     "sshd": sshd.extract,

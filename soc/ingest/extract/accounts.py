@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import mark
+from .base import mark
 
 _IAM = ("iam",)
 _USER_CREATION = ("user", "creation")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from soc.ingest.parsers._util import set_address, to_port, transport
+from soc.ingest.values import set_address, to_port, transport
 
 _UPTIME = re.compile(r"\[\s*(\d+\.\d+)\]\s*")
 _DENY_WORDS = ("DROP", "BLOCK", "REJECT", "DENY", "DENIED")

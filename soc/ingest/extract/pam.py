@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from soc.ingest.parsers._util import EMPTY_VALUES, set_address
+from soc.ingest.values import EMPTY_VALUES, set_address
 
-from . import mark
+from .base import mark
 
 _PREFIX = re.compile(r"(pam_[\w\-]+)\(([^:)\s]+)(?::(\w+))?\):\s*(.*)$", re.S)
 _ITEMS = re.compile(r"(\w+)=(\S*)")

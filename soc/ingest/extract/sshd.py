@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from soc.ingest.parsers._util import set_address, to_port
+from soc.ingest.values import set_address, to_port
 
-from . import mark, pam
+from . import pam
+from .base import mark
 
 _AUTH = ("authentication",)
 _AUTH_SESSION = ("authentication", "session")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import mark
+from .base import mark
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str, tuple[str, str, str | None]], ...] = (
     # (pattern, outcome, (group of user, group of target, group of tty))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import mark
+from .base import mark
 
 _SUDO = re.compile(
     r"\s*(\S+) : (?:(.*?) ; )?TTY=(\S*) ; PWD=(.*?) ; USER=(\S+) ; (?:GROUP=(\S+) ; )?(?:(?:TSID|ENV|CHROOT)=.*? ; )*COMMAND=(.*)$"

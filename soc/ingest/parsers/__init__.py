@@ -27,12 +27,12 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+from soc.ingest.values import looks_like_kv as _looks_like_kv
 from soc.model import FAILED, Parsed
 
 from . import access, auditd, cef, kv, syslog, windows
 from . import json as json_parser
-from ._time import MONTHS
-from ._util import looks_like_kv
+from ._time import MONTHS as _MONTHS
 from .json import iter_json_records
 
 __all__ = ["PARSERS", "detect_format", "iter_json_records", "parse", "sniff"]
@@ -96,11 +96,11 @@ def sniff(line: str) -> str:
         if "audit(" in line[:120]:
             return "auditd"
     if c.isalpha() or c == ":":
-        if line[:3] in MONTHS and line[3:4] == " ":
+        if line[:3] in _MONTHS and line[3:4] == " ":
             return "syslog"
         if "[" in line[:120] and _ACCESS_HINT.match(line):
             return "access"
-        if "=" in line[:64] and looks_like_kv(line):
+        if "=" in line[:64] and _looks_like_kv(line):
             return "kv"
     return "syslog"
 

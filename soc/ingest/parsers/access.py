@@ -23,10 +23,10 @@ import re
 from datetime import datetime
 from typing import Any
 
+from soc.ingest.values import as_ip, set_address, to_int, to_port
 from soc.model import FAILED, PARTIAL, Parsed
 
 from ._time import MONTHS, fraction_us, tz_from_text
-from ._util import as_ip, set_address, to_int, to_port
 
 _ACCESS_TAIL = (
     r'(\S+) (\S+) (\S+) \[([^\]]+)\] "([^"\\]*(?:\\.[^"\\]*)*)" (\d{3}|-) (\d+|-)'

@@ -27,9 +27,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from soc.ingest.values import EMPTY_VALUES, prefixed, set_address, split_kv, to_int
 from soc.model import FAILED, Parsed
-
-from ._util import EMPTY_VALUES, prefixed, set_address, split_kv, to_int
 
 HEAD = re.compile(r"\s*(?:audit: )?(?:node=(\S+) )?type=(\S+) (?:msg=)?audit\((\d+)(?:\.(\d+))?:(\d+)\):\s*")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")

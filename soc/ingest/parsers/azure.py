@@ -23,12 +23,12 @@ from typing import Any
 import orjson
 
 from soc.ingest import extract as extractors
+from soc.ingest.values import clean_key, set_address, to_int, to_port, transport
 from soc.model import Parsed
 
 from . import auditd, windows
 from ._programs import dataset_for_program
 from ._time import parse_iso
-from ._util import clean_key, set_address, to_int, to_port, transport
 from .flatten import flatten
 
 _WINDOWS_TYPES = frozenset({"SecurityEvent", "WindowsEvent", "Event"})

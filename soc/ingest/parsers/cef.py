@@ -25,10 +25,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from soc.ingest.values import (
+    EMPTY_VALUES,
+    clean_key,
+    prefixed,
+    set_address,
+    to_int,
+    to_port,
+    transport,
+)
 from soc.model import FAILED, PARTIAL, Parsed
 
 from ._time import parse_any
-from ._util import EMPTY_VALUES, clean_key, prefixed, set_address, to_int, to_port, transport
 
 _EXT_KEY = re.compile(r"(?:^|(?<=\s))([A-Za-z0-9_.\-\[\]]+)=")
 _ESCAPE = re.compile(r"\\(.)")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._util import set_address, to_port, transport
+from soc.ingest.values import set_address, to_port, transport
 
 SEVERITY_NAMES = ("emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ._util import clean_key
+from soc.ingest.values import clean_key
 
 MAX_DEPTH = 8
 MAX_KEYS = 512

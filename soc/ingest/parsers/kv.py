@@ -21,10 +21,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from soc.ingest.values import (
+    EMPTY_VALUES,
+    as_ip,
+    prefixed,
+    set_address,
+    split_kv,
+    to_int,
+    to_port,
+    transport,
+)
 from soc.model import FAILED, Parsed
 
 from ._time import from_epoch, parse_any, parse_iso, tz_from_text
-from ._util import EMPTY_VALUES, as_ip, prefixed, set_address, split_kv, to_int, to_port, transport
 
 _ECS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("source", ("srcip", "src", "src_ip", "source_ip", "sourceip", "src_addr", "srcaddr", "SRC")),

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from soc.ingest.values import set_address, to_int, to_port, transport
 from soc.model import PARTIAL, Parsed
 
 from ._time import parse_iso
-from ._util import set_address, to_int, to_port, transport
 from .flatten import flatten
 
 

@@ -37,13 +37,13 @@ from datetime import datetime
 from typing import Any
 
 from soc.ingest import extract as extractors
+from soc.ingest.values import as_ip, clean_key, looks_like_kv
 from soc.model import FAILED, PARSED, PARTIAL, Parsed
 
 from . import access, auditd, cef, cisco, kv, windows
 from . import json as json_parser
 from ._programs import DEFAULT_DATASET, dataset_for_program
 from ._time import MONTHS, PROVISIONAL_YEAR, fraction_us, parse_iso, tz_from_text
-from ._util import as_ip, clean_key, looks_like_kv
 
 FACILITY_NAMES = (
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",

@@ -41,11 +41,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from soc.ingest.values import EMPTY_VALUES, as_ip, set_address, to_int, to_port, transport
 from soc.model import PARTIAL, Parsed
 
 from ._programs import numeric_event_data
 from ._time import parse_iso
-from ._util import EMPTY_VALUES, as_ip, set_address, to_int, to_port, transport
 
 _LOGON_IDS = frozenset({4624, 4625, 4634, 4647, 4648, 4672, 4768, 4769, 4770, 4771, 4776, 4778, 4779, 4800, 4801})
 _SUCCESS_KEYWORDS = "0x8020000000000000"

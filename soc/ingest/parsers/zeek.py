@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from soc.ingest.values import set_address, to_int, to_port, transport
 from soc.model import PARTIAL, Parsed
 
 from ._time import from_epoch, parse_iso
-from ._util import set_address, to_int, to_port, transport
 from .flatten import flatten
 
 _DATASETS = {"conn": "zeek.conn", "dns": "zeek.dns", "http": "zeek.http"}

@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from soc.errors import SocError
 from soc.ingest import Record
 
 KiB = 1024
@@ -38,7 +39,7 @@ DEFAULT_BATCH_BYTES = 32 * MiB
 """A batch is also closed when its raw bytes reach this much, so huge lines cannot pile up."""
 
 
-class SourceError(Exception):
+class SourceError(SocError):
     """Input a source cannot read any further (not a regular file, broken JSON array, not an
     .evtx...). The message names the input and what is wrong with it."""
 

@@ -18,15 +18,13 @@ import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
 from soc.ingest import Record
-from soc.ingest.sources.base import Batch
+from soc.ingest.sources.base import Batch, SourceCounters
 from soc.ingest.sources.framing import Frame
 from soc.model import now_utc
-
-if TYPE_CHECKING:
-    from soc.ingest.sources.syslog import SyslogListener
 
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform == "linux" else None)
 TICK = 0.05
@@ -66,8 +64,30 @@ def where(kind: str, ip: str, port: int) -> str:
     return f"{kind} [{ip}]:{port}" if ":" in ip else f"{kind} {ip}:{port}"
 
 
+class UdpListener(Protocol):
+    """What :class:`UdpReceiver` needs of the listener it feeds
+    (:class:`~soc.ingest.sources.syslog.SyslogListener`)."""
+
+    source_name: str
+    max_frame_bytes: int
+    max_pending_batches: int
+    batch_size: int
+    batch_delay: float
+    last_rx: float
+    """``time.monotonic()`` of the last bytes received; the receiver sets it."""
+
+    @property
+    def counters(self) -> SourceCounters: ...
+
+    def queue_size(self) -> int: ...
+
+    def make_record(self, frame: Frame, peer: str, origin: str, received: datetime) -> Record: ...
+
+    def deliver(self, batch: list[Record] | None) -> None: ...
+
+
 class UdpReceiver(threading.Thread):
-    def __init__(self, listener: SyslogListener, sock: socket.socket) -> None:
+    def __init__(self, listener: UdpListener, sock: socket.socket) -> None:
         super().__init__(name="soc-syslog-udp", daemon=True)
         self.lst = listener
         self.sock = sock

@@ -15,8 +15,7 @@ from typing import Any
 
 from soc.model import iso, now_utc, parse_iso
 from soc.playbooks.registry import ActionContext, ActionError, Wait, action
-
-APPROVALS = "playbook_approvals"
+from soc.playbooks.tables import APPROVALS
 
 
 @action("approval.wait")

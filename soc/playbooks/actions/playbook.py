@@ -11,13 +11,12 @@ import json
 from typing import Any
 
 from soc.playbooks.registry import ActionContext, ActionError, Wait, action
+from soc.playbooks.tables import RUNS
 
 
 @action("playbook.run")
 def run(ctx: ActionContext, playbook: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run another playbook with ``inputs``; its outputs become this step's output."""
-    from soc.playbooks.runner import RUNS
-
     if ctx.depth >= 5:
         raise ActionError("playbook.run: sub-playbooks nested deeper than 5", retryable=False)
     runner = ctx.runner

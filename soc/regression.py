@@ -201,14 +201,14 @@ def _hunt(sample: Path, fmt: str, ruleset: RuleSet,
     """Alerts per rule id for one sample file (each file is hunted once per format)."""
     key = (sample.resolve(), fmt)
     if key not in cache:
-        hunt = run_hunt([sample], [], fmt=fmt, timezone=SAMPLE_TIMEZONE, ruleset=ruleset)
+        hunt = run_hunt([sample], ruleset, fmt=fmt, timezone=SAMPLE_TIMEZONE)
         counts = Counter(str(alert["rule"]["id"]) for alert in hunt.alerts)
         cache[key] = (counts, list(hunt.rule_errors))
     return cache[key]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m soc.detect.regression [DETECTIONS_DIR]``: print every result, exit 1 on a failure."""
+    """``python -m soc.regression [DETECTIONS_DIR]``: print every result, exit 1 on a failure."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv

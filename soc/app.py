@@ -1,0 +1,151 @@
+"""The composition root: the service layer, put together once from the settings.
+
+Every front door gets its parts here -- the embedded service (``soc run``), the scheduler
+process (``soc detect``), ``soc hunt``, each CLI command and the HTTP API -- so the wiring
+store -> rules -> compile -> engine -> runner -> scheduler, and the incident, exception,
+playbook and report services over the same store, exists once::
+
+    with App(load_settings()) as app:
+        runner = app.rule_runner(on_alerts=announce)
+        app.detection_scheduler(runner).start()
+
+Parts are built on first use and kept (one store connection, one compiled rule set per query
+dialect). Nothing here asks which kind of store it has: the store takes the options that apply
+to it (:func:`soc.store.open_store`) and declares the query dialect its rules are compiled for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from soc.clock import Clock, system_clock
+from soc.config import Settings, content_dir
+from soc.detect.compiler import Detection, RuleSet, compile_rules
+from soc.detect.engine import DetectionEngine, RunResult
+from soc.detect.rules import load_rules
+from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
+from soc.detect.suppressions import ActiveExceptions, Exceptions
+from soc.export.reports import Reports
+from soc.incidents.service import Incidents
+from soc.store import open_configured_store
+from soc.store.base import Store
+
+if TYPE_CHECKING:
+    from soc.playbooks.runner import PlaybookRunner
+
+__all__ = ["App"]
+
+
+class App:
+    """The service layer over one store.
+
+    ``store_url`` overrides the configured store; ``store_options`` are passed to it (index
+    prefix, replicas, query timeout ... -- a store takes those that apply). ``rule_dirs``
+    replaces the rule folders of the settings (the project's ``detections/`` plus
+    ``rule_dirs``). Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, settings: Settings, *, store_url: str | None = None,
+                 store_options: dict[str, Any] | None = None, rule_dirs: list[Path] | None = None,
+                 clock: Clock = system_clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._store_url = store_url
+        self._store_options = dict(store_options or {})
+        self.rule_dirs: list[Path] = list(rule_dirs) if rule_dirs else [content_dir("detections"),
+                                                                         *settings.rule_dirs]
+        self._rulesets: dict[str, RuleSet] = {}
+
+    # -- the store ---------------------------------------------------------------------------
+    @cached_property
+    def store(self) -> Store:
+        """The configured store, opened on first use (raises :class:`soc.store.StoreError` or
+        :class:`soc.secrets.SecretError` with a message that says what to fix)."""
+        return open_configured_store(self.settings, self._store_url, **self._store_options)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+            del self.__dict__["store"]
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- detection ---------------------------------------------------------------------------
+    def rules_for(self, dialect: str) -> RuleSet:
+        """The rule folders loaded and compiled for a query dialect (``sqlite`` or ``dsl``),
+        once (raises ``FileNotFoundError`` naming a missing folder)."""
+        if dialect not in self._rulesets:
+            self._rulesets[dialect] = compile_rules(load_rules(self.rule_dirs), dialect=dialect)
+        return self._rulesets[dialect]
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rules compiled for this store."""
+        return self.rules_for(self.store.dialect)
+
+    @property
+    def detections(self) -> list[Detection]:
+        """The rules that can run (compiled, and with a data source)."""
+        return self.rules.runnable()
+
+    def timing(self, *, interval: float | None = None, overlap: float | None = None,
+               settle: float | None = None, lease: float | None = None) -> Timing:
+        """Run windows from the settings (``detection:``), each value overridable."""
+        d = self.settings.detection
+        return Timing(interval=d.interval_seconds if interval is None else interval,
+                      overlap=d.overlap_seconds if overlap is None else overlap,
+                      settle=d.settle_seconds if settle is None else settle,
+                      **({} if lease is None else {"lease": lease}))
+
+    def detection_engine(self) -> DetectionEngine:
+        """The engine over this store with the exceptions in force (re-read every run)."""
+        return DetectionEngine(self.store, self.rules, max_alerts=self.settings.detection.max_alerts_per_run,
+                               suppress=ActiveExceptions(self.store))
+
+    def rule_runner(self, *, timing: Timing | None = None, owner: str | None = None,
+                    on_alerts: Callable[[Detection, RunResult], None] | None = None,
+                    on_run: Callable[..., None] | None = None) -> RuleRunner:
+        """Runs one rule's next window at a time, with leases and watermarks in the store."""
+        return RuleRunner(self.detection_engine(), timing or self.timing(), owner=owner,
+                          on_alerts=on_alerts, on_run=on_run)
+
+    def detection_scheduler(self, runner: RuleRunner, *, workers: int | None = None) -> DetectionScheduler:
+        """Every runnable rule on its interval, at most ``workers`` (settings) at a time."""
+        return DetectionScheduler(runner, self.detections,
+                                  max_workers=workers or self.settings.detection.max_concurrent_rules)
+
+    # -- responding --------------------------------------------------------------------------
+    @cached_property
+    def incidents(self) -> Incidents:
+        return Incidents(self.store)
+
+    @cached_property
+    def exceptions(self) -> Exceptions:
+        """Detection exceptions (suppressions) as data: add, list, disable, audit."""
+        return Exceptions(self.store)
+
+    @cached_property
+    def reports(self) -> Reports:
+        return Reports(self.store, self.settings)
+
+    def playbook_runner(self, *, folder: Path | None = None, background: bool = False) -> PlaybookRunner:
+        """The playbooks of the configured folder (or ``folder``) over this store; invalid
+        playbook files are in ``runner.errors`` (the valid ones run). ``background`` runs them
+        on a small thread pool (``playbooks.workers``), as the services do."""
+        from soc.playbooks.model import load_playbooks
+        from soc.playbooks.runner import PlaybookRunner
+
+        config = self.settings.playbooks
+        if folder is not None:
+            config = config.model_copy(update={"folder": folder})
+        playbooks, errors = load_playbooks(config.folder)
+        runner = PlaybookRunner(self.store, playbooks, settings=self.settings, config=config, background=background)
+        runner.errors = errors
+        return runner
