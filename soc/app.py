@@ -124,7 +124,8 @@ class App:
     # -- responding --------------------------------------------------------------------------
     @cached_property
     def incidents(self) -> Incidents:
-        return Incidents(self.store)
+        """The incident service; titles carry dates in the analyst's zone."""
+        return Incidents(self.store, zone=self.settings.zone)
 
     @cached_property
     def exceptions(self) -> Exceptions:

@@ -92,7 +92,7 @@ def _describe(error: BaseException) -> str:
     ``<unicode string>`` marks, URLs masked."""
     cause = error if isinstance(error, ValidationError) else error.__cause__
     if isinstance(cause, ValidationError):
-        text = "; ".join(f"{dotted(tuple(e['loc'])) or 'file'}: {e['msg']}" for e in cause.errors(include_url=False))
+        text = "; ".join(f"{dotted(tuple(e['loc'])) or 'file'}: {str(e['msg']).removeprefix('Value error, ')}" for e in cause.errors(include_url=False))
     else:
         text = _UNICODE_STRING.sub("", str(error))
     return mask_urls_in(" ".join(text.split()))
@@ -200,7 +200,7 @@ def _reads(source: Any, settings: Settings) -> str:
     if source.type == "inbox":
         return str(source.path or settings.inbox)
     if source.type == "kafka":
-        return f"topic {source.topic or settings.kafka.topic} at {settings.kafka.bootstrap}"
+        return f"topic {source.topic or settings.kafka.topic} at {source.bootstrap or settings.kafka.bootstrap}"
     return str(source.path or "")
 
 

@@ -60,10 +60,12 @@ class HuntResult:
     #: CPU seconds of this process per phase (same keys)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     suppressed: int = 0  # alerts held back by exceptions
+    refused: list[str] = field(default_factory=list)  # files refused for their content, and why
 
     def summary(self) -> str:
         c = self.counters
-        return (f"{self.events} events from {self.files} files (parsed {c['parsed']}, partial {c['partial']}, "
+        return (f"{self.events} events from {self.files} files"
+                + (f" ({len(self.refused)} refused)" if self.refused else "") + " (parsed {c['parsed']}, partial {c['partial']}, "
                 f"failed {c['failed']}, dead-lettered {c['dead_lettered']}); {self.rules_run} of "
                 f"{self.rules_total} rules applied to these logs; {len(self.alerts)} alerts"
                 + (f" ({self.suppressed} more held back by exceptions)" if self.suppressed else "")
@@ -107,7 +109,10 @@ class Phases:
 
 
 def ingest_files(store: SQLiteStore, files: list[Path], *, fmt: str, timezone: str, agency: str,
-                 progress: bool, dead_letter: Path | None = None, phases: Phases | None = None) -> Counter[str]:
+                 progress: bool, dead_letter: Path | None = None, phases: Phases | None = None,
+                 refused: list[str] | None = None) -> Counter[str]:
+    """Read ``files`` into ``store``; counters by outcome. Files refused for their content (a
+    ``.evtx`` that is not one) are counted as ``refused`` and, with ``refused``, listed there."""
     context = SourceContext(source="hunt", agency_id=agency, agency_name=agency, zone=ZoneInfo(timezone))
     ingestor = FileIngestor(context, fmt=fmt, dead_letter=dead_letter)
     total = sum(f.stat().st_size for f in files)
@@ -131,6 +136,9 @@ def ingest_files(store: SQLiteStore, files: list[Path], *, fmt: str, timezone: s
                     phases.lap(None)
                 done_bytes += path.stat().st_size
             counters.update(ingestor.counters())
+            counters["refused"] = len(ingestor.refused)
+            if refused is not None:
+                refused.extend(ingestor.refused)
     finally:
         if collecting:
             gc.enable()
@@ -163,8 +171,9 @@ def _hunt(files: list[Path], ruleset: RuleSet, phases: Phases, *, fmt: str, time
     with tempfile.TemporaryDirectory(prefix="soc-hunt-", dir=workdir) as tmp:
         store = SQLiteStore(Path(tmp) / "hunt.db", durable=False, numeric_fields=default_catalog().numeric_fields)
         phases.lap("write")
+        refused: list[str] = []
         counters = ingest_files(store, files, fmt=fmt, timezone=timezone, agency=agency, progress=progress,
-                                dead_letter=Path(tmp) / "dead-letter.jsonl", phases=phases)
+                                dead_letter=Path(tmp) / "dead-letter.jsonl", phases=phases, refused=refused)
         phases.lap(None)
         present = set(store.count_events(group_by="event.dataset"))
         detections = [d for d in ruleset.runnable() if present.intersection(d.datasets)]
@@ -192,7 +201,7 @@ def _hunt(files: list[Path], ruleset: RuleSet, phases: Phases, *, fmt: str, time
     return HuntResult(alerts=alerts, files=len(files), events=counters["events"], counters=counters,
                       rules_total=len(ruleset.detections), rules_run=len(detections),
                       rule_errors=errors + problems, seconds=phases.wall, cpu_seconds=phases.cpu,
-                      suppressed=suppressed)
+                      suppressed=suppressed, refused=refused)
 
 
 def _with_progress(engine: DetectionEngine, detections: list[Detection], enabled: bool) -> list[RunResult]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from soc.config import SmtpSettings
 from soc.errors import SocError
-from soc.outgoing import is_loopback_host
+from soc.net import is_loopback_host
 from soc.secrets import SecretError
 
 __all__ = ["MailError", "check_transport", "send_mail", "tls_context"]

@@ -27,7 +27,6 @@ Typical use::
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import httpx
 
 from soc.errors import SocError
+from soc.net import is_loopback_host
 
 __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "Destination", "OutgoingRefused", "RedirectRefused",
            "check_url", "is_loopback_host", "is_tls_failure", "open_client", "read_text", "tls_context"]
@@ -61,18 +61,6 @@ class RedirectRefused(OutgoingRefused):
         where = repr(location[:MAX_LOCATION_CHARS]) if location else "(no Location header)"
         super().__init__(f"{url} answered {status} {reason} redirecting to {where}: redirects are "
                          "not followed (configure the final URL)")
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and the loopback addresses 127.0.0.0/8 and ``::1``. Names are not
-    resolved: only these literals count."""
-    name = host.strip().strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: str | httpx.URL, *, allow_http: bool = False, http_setting: str | None = None) -> httpx.URL:

@@ -504,7 +504,7 @@ def test_errors_name_the_input(sqlite: Store, hunted: list[dict[str, Any]]) -> N
 def test_membership_lease_blocks_renews_and_expires(sqlite: Store, hunted: list[dict[str, Any]]) -> None:
     import time
 
-    from soc.incidents.service import LOCKS, _Lease, _renew
+    from soc.incidents.lease import LOCKS, _Lease, _renew
 
     alerts = correlations(hunted)[:1]
     record(sqlite, alerts)

@@ -11,7 +11,7 @@ import pytest
 
 from soc.config import SmtpSettings
 from soc.mail import MailError, check_transport, send_mail
-from soc.outgoing import is_loopback_host
+from soc.net import is_loopback_host
 from tests.mail_server import MailServer, ServerPki, make_server_pki
 
 ATTACHMENTS = [("BC03.json", b'{"a": 1}\n', "application/json"),

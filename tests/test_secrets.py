@@ -15,6 +15,7 @@ from soc import secrets
 from soc.config import KafkaSettings, SmtpSettings, SyslogSettings, load_settings
 from soc.kafka.metrics import MetricsServer, WorkerMetrics
 from soc.kafka.worker import WorkerConfig
+from soc.net import listen_address
 from soc.secrets import (
     RedactingFilter,
     SecretError,
@@ -25,7 +26,6 @@ from soc.secrets import (
 )
 from soc.store import StoreError, open_store
 from soc.store.search_client import parse_url
-from soc.ui import listen_address
 
 SECRET = "S3cr3t-pa55"
 

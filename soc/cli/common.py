@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich.text import Text
 
 from soc.config import content_dir, load_settings
 from soc.config_errors import ConfigError
-from soc.ui import console
+from soc.ui import console, literal
 
 if TYPE_CHECKING:
     from soc.app import App
@@ -40,8 +41,11 @@ def rule_dirs(rules: list[Path] | None) -> list[Path]:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code`` (2: bad input or setup)."""
-    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """Print ``error: message`` on stderr and exit with ``code`` (2: bad input or setup). The
+    message is printed literally (it often quotes input or data): no markup, control characters
+    escaped, its own line breaks kept."""
+    console(stderr=True).print(Text.assemble(("error:", "bold red"), " ", literal(message, newlines=True)),
+                               highlight=False)
     raise typer.Exit(code)
 
 

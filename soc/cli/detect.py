@@ -7,7 +7,6 @@ module only reads options, opens the store and prints what happened.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from soc.ui import json_text
 
 HELP = (
     'Run the detection scheduler against a store, as its own process.\n\n'
@@ -60,7 +61,7 @@ def _printer(enabled: bool):  # type: ignore[no-untyped-def]
                 "timed_out": health.get("last_timed_out", False), "recorded": health.get("recorded"),
                 "watermark": health.get("watermark"), "duration": round(result.duration, 4)}
         with lock:
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text(line) + "\n")
             sys.stdout.flush()
 
     return on_run

@@ -3,18 +3,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from soc.cli.common import ActorOption, JsonOption, acting_user, fail, service_layer
+from soc.cli.listing import page_of
+from soc.cli.timeargs import SinceOption, UntilOption, cli_now, time_range
 from soc.detect.suppressions import parse_where
-from soc.ui import console, show_time, zone_note
+from soc.ui import cell, console, json_text, markup_safe, show_time, zone_note
 
 app = typer.Typer(
     help="Detection exceptions: alerts not to raise, with an owner, a reason and an expiry. "
@@ -44,33 +45,45 @@ def _call(action: Callable[[], T]) -> T:
 
 
 # -- exceptions ------------------------------------------------------------------------------------
-def _exception_row(exception: Any, now: datetime, zone: Any) -> list[str]:
+def _exception_row(exception: Any, now: datetime, zone: Any) -> list[Text | str]:
     status = exception.status(now)
     style = {"active": "green", "expired": "yellow", "disabled": "dim"}[status]
-    return [exception.id, f"[{style}]{status}[/]", exception.scope.describe(),
-            " and ".join(c.describe() for c in exception.conditions) or "(every alert of the rule)",
-            escape(exception.owner), escape(exception.reason), show_time(exception.expires_at, zone) if exception.expires_at else "never",
+    return [cell(exception.id), Text(status, style), cell(exception.scope.describe()),
+            cell(" and ".join(c.describe() for c in exception.conditions) or "(every alert of the rule)"),
+            cell(exception.owner), cell(exception.reason),
+            show_time(exception.expires_at, zone) if exception.expires_at else "never",
             show_time(exception.created_at, zone)]
 
 
 @app.command("list")
 def exceptions_list(
     show_all: Annotated[bool, typer.Option("--all", help="Also expired and disabled ones.")] = False,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, oldest first.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """List the exceptions in force (with --all: every one ever added)."""
+    """List the exceptions in force (with --all: every one ever added), with their ids.
+
+    --since/--until select on the time an exception was added.
+    """
     app = service_layer()
     settings = app.settings
-    now = datetime.now(UTC)
-    items = app.exceptions.list(status=None if show_all else "active")
+    window = time_range(since, until, settings.zone)
+    now = cli_now()
+    items = [e for e in app.exceptions.list() if window.contains(e.created_at)]
+    if not show_all:
+        items = [e for e in items if e.status(now) == "active"]
+    page = page_of(items, limit)
     if as_json:
-        for exception in items:
-            print(json.dumps({**exception.model_dump(mode="json"), "status": exception.status(now)}, ensure_ascii=False))
+        for exception in page.items:
+            print(json_text({**exception.model_dump(mode="json"), "status": exception.status(now)}))
         return
-    table = Table(title=f"{len(items)} exceptions" + ("" if show_all else " in force"), caption=zone_note(settings.zone))
+    table = Table(title=page.title("exceptions" + ("" if show_all else " in force"), "oldest first"),
+                  caption=zone_note(settings.zone))
     for column in ("id", "status", "scope", "condition", "owner", "reason", "expires", "created"):
-        table.add_column(column, overflow="fold")
-    for exception in items:
+        table.add_column(column, overflow="fold", no_wrap=column == "id")
+    for exception in page.items:
         table.add_row(*_exception_row(exception, now, settings.zone))
     console().print(table)
 
@@ -113,13 +126,13 @@ def exceptions_add(
         fail("--owner and --reason are required: an exception nobody answers for is not reviewed")
     app = service_layer()
     settings, book = app.settings, app.exceptions
-    expires_at = _call(lambda: parse_expiry(expires, datetime.now(UTC), settings.zone))
+    expires_at = _call(lambda: parse_expiry(expires, cli_now(), settings.zone))
     exception = _call(lambda: book.add(scope={"kind": kind, "value": None if kind == "all" else value},
                                        conditions=conditions, owner=owner, reason=reason,
                                        actor=acting_user(actor), expires_at=expires_at))
-    console().print(f"exception {exception.id}: {escape(exception.describe())}; expires "
-                    f"{show_time(exception.expires_at, settings.zone) if exception.expires_at else 'never'}"
-                    f" ({zone_note(settings.zone)}); applies from the next rule run")
+    console().print(cell(f"exception {exception.id}: {exception.describe()}; expires "
+                         f"{show_time(exception.expires_at, settings.zone) if exception.expires_at else 'never'}"
+                         f" ({zone_note(settings.zone)}); applies from the next rule run"))
     if check:
         _warn_scope(exception, settings)
 
@@ -134,10 +147,11 @@ def _warn_scope(exception: Any, settings: Any) -> None:
     try:
         ruleset = compile_rules(load_rules([content_dir("detections"), *settings.rule_dirs]))
     except Exception as error:  # the check is advice: never fail the command for it
-        console(stderr=True).print(f"[yellow]warning:[/] could not check the scope against the rules: {error}")
+        console(stderr=True).print(f"[yellow]warning:[/] could not check the scope against the rules: "
+                                   f"{markup_safe(error)}")
         return
     for warning in scope_warnings(exception, ruleset):
-        console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}")
+        console(stderr=True).print(f"[yellow]warning:[/] {markup_safe(warning)}")
 
 
 @app.command("disable")
@@ -150,7 +164,7 @@ def exceptions_disable(
 
     book = service_layer().exceptions
     exception = _call(lambda: book.disable(exception_id, actor=acting_user(actor), note=note))
-    console().print(f"exception {exception.id} disabled")
+    console().print(cell(f"exception {exception.id} disabled"))
 
 
 @app.command("show")
@@ -172,23 +186,23 @@ def exceptions_show(
         for entry in doc.body.get("last_suppressed_by") or []:
             if entry.get("exception") == exception_id:
                 held.append((doc.body.get("title", doc.id), entry.get("count", 0), doc.body.get("last_run")))
-    now = datetime.now(UTC)
+    now = cli_now()
     if as_json:
-        print(json.dumps({**exception.model_dump(mode="json"), "status": exception.status(now), "audit": audit,
-                          "last_runs": [{"rule": r, "suppressed": n, "last_run": t} for r, n, t in held]},
-                         ensure_ascii=False, indent=1))
+        print(json_text({**exception.model_dump(mode="json"), "status": exception.status(now), "audit": audit,
+                         "last_runs": [{"rule": r, "suppressed": n, "last_run": t} for r, n, t in held]}, indent=1))
         return
     zone = settings.zone
     out = console()
     row = _exception_row(exception, now, zone)
-    out.print(f"[bold]{exception.id}[/] {row[1]}   {zone_note(zone)}")
-    out.print(escape(f"scope: {row[2]}\ncondition: {row[3]}\nowner: {exception.owner}\nreason: {exception.reason}"))
-    out.print(f"created {show_time(exception.created_at, zone)} by {exception.created_by}; expires {row[6]}")
+    out.print(Text.assemble(cell(exception.id, "bold"), " ", row[1], f"   {zone_note(zone)}"))
+    for label, value in (("scope", row[2]), ("condition", row[3]), ("owner", row[4]), ("reason", row[5])):
+        out.print(Text.assemble(f"{label}: ", value))
+    out.print(cell(f"created {show_time(exception.created_at, zone)} by {exception.created_by}; expires {row[6]}"))
     if exception.disabled_at:
-        out.print(f"disabled {show_time(exception.disabled_at, zone)} by {exception.disabled_by}")
+        out.print(cell(f"disabled {show_time(exception.disabled_at, zone)} by {exception.disabled_by}"))
     for rule_title, count, last_run in held:
-        out.print(f"held back {count} alerts of '{rule_title}' in its last run ({show_time(last_run, zone)})")
+        out.print(cell(f"held back {count} alerts of '{rule_title}' in its last run ({show_time(last_run, zone)})"))
     out.print("[bold]audit[/]:")
     for entry in audit:
-        out.print(f"  {show_time(entry['at'], zone)}  {entry['actor']}  {entry['action']}"
-                  + (f"  {entry['note']}" if entry.get("note") else ""))
+        out.print(cell(f"  {show_time(entry['at'], zone)}  {entry['actor']}  {entry['action']}"
+                       + (f"  {entry['note']}" if entry.get("note") else "")))

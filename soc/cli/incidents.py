@@ -3,19 +3,18 @@ configured one (``SOC_STORE_URL`` / ``SOC_DATA_DIR``); times are shown in the an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
-from rich.markup import escape
 from rich.table import Table
 
 from soc.cli.common import ActorOption, JsonOption, acting_user, fail, service_layer
-from soc.ui import LEVEL_STYLE, console, show_time, zone_note
+from soc.cli.listing import COUNT_LIMIT, page_of
+from soc.cli.timeargs import SinceOption, UntilOption, cli_now, time_range
+from soc.ui import LEVEL_STYLE, cell, console, json_text, markup_safe, show_time, zone_note
 
 app = typer.Typer(
     help="Incidents: open them from alerts, group, merge, split, move alerts, walk the lifecycle "
@@ -49,10 +48,12 @@ def _service():  # type: ignore[no-untyped-def]
 
 # -- incidents -------------------------------------------------------------------------------------
 def _serious_text(incident: Any) -> str:
+    """The Decision 05/2017 test as markup (system names escaped)."""
     if incident.serious:
-        systems = [f"{s.name} (level {s.level}{', national-critical' if s.national_critical else ''})"
+        systems = [f"{markup_safe(s.name)} (level {s.level}{', national-critical' if s.national_critical else ''})"
                    for s in incident.affected_systems if (s.level or 0) >= 4 or s.national_critical]
-        return f"[bold red]YES[/] -- {', '.join(systems)} with {', '.join(incident.impacts)}; escalate at once"
+        return (f"[bold red]YES[/] -- {', '.join(systems)} with {markup_safe(', '.join(incident.impacts))}; "
+                "escalate at once")
     why = []
     if not any((s.level or 0) >= 4 or s.national_critical for s in incident.affected_systems):
         why.append("no affected system of level 4-5 or national-critical")
@@ -74,34 +75,39 @@ def incidents_list(
                                                      "contained, resolved, closed.", show_default=False)] = None,
     agency: Annotated[str | None, typer.Option(help="Only this agency id.")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only incidents with an overdue report.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many, most recently updated first.")] = 100,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, most recently updated first.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """List incidents with their deadlines; overdue reports are flagged.
+    """List incidents with their ids and deadlines; overdue reports are flagged.
 
-    Example: soc incidents list --status new --status triage --overdue
+    --since/--until select on the discovery time (the first alert's detection).
+
+    Example: soc incidents list --status new --status triage --overdue --since 7d
     """
     from soc.incidents.service import Incidents
 
     settings, service = _service()
-    items = _call(lambda: service.list(status=status or None, agency=agency, limit=limit))
-    now = datetime.now(UTC)
-    if overdue:
-        items = [i for i in items if i.overdue(now)]
+    window = time_range(since, until, settings.zone)
+    items = _call(lambda: service.list(status=status or None, agency=agency, limit=COUNT_LIMIT))
+    now = cli_now()
+    items = [i for i in items if window.contains(i.discovered_at) and (not overdue or i.overdue(now))]
+    page = page_of(items, limit)
     if as_json:
-        for incident in items:
-            print(json.dumps({**Incidents.body(incident), "overdue": incident.overdue(now)}, ensure_ascii=False))
+        for incident in page.items:
+            print(json_text({**Incidents.body(incident), "overdue": incident.overdue(now)}))
         return
-    table = Table(title=f"{len(items)} incidents", caption=zone_note(settings.zone))
+    table = Table(title=page.title("incidents", "most recently updated first"), caption=zone_note(settings.zone))
     for column in ("id", "status", "severity", "type", "title", "agency", "alerts", "assignee",
                    "discovered", "initial report due", "closing report due", "serious"):
-        table.add_column(column, overflow="fold")
-    for incident in items:
+        table.add_column(column, overflow="fold", no_wrap=column == "id")
+    for incident in page.items:
         late = incident.overdue(now)
-        table.add_row(incident.id, incident.status,
-                      f"[{LEVEL_STYLE.get(incident.severity, '')}]{incident.severity}[/]",
-                      incident.incident_type, escape(incident.title), incident.agency or "-", str(len(incident.alert_ids)),
-                      incident.assignee or "-", show_time(incident.discovered_at, settings.zone),
+        table.add_row(cell(incident.id), incident.status, cell(incident.severity, LEVEL_STYLE.get(incident.severity, "")),
+                      incident.incident_type, cell(incident.title), cell(incident.agency or "-"),
+                      str(len(incident.alert_ids)), cell(incident.assignee or "-"),
+                      show_time(incident.discovered_at, settings.zone),
                       _due(incident.notify_due, "initial" in late, settings.zone),
                       _due(incident.closing_due, "closing" in late, settings.zone),
                       "[bold red]yes[/]" if incident.serious else "no")
@@ -111,7 +117,7 @@ def incidents_list(
 @app.command("show")
 def incidents_show(
     incident_id: Annotated[str, typer.Argument(help="Incident id (from `soc incidents list`).")],
-    alerts: Annotated[int, typer.Option(help="How many of its alerts to list.")] = 20,
+    alerts: Annotated[int, typer.Option(min=0, help="How many of its alerts to list.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
     """Show one incident: lifecycle, type (national and RSIT), the 'serious' test, deadlines,
@@ -123,21 +129,22 @@ def incidents_show(
 
     settings, service = _service()
     incident = _call(lambda: service.require(incident_id))
-    now = datetime.now(UTC)
+    now = cli_now()
     late = incident.overdue(now)
     if as_json:
-        print(json.dumps({**Incidents.body(incident), "overdue": late}, ensure_ascii=False, indent=1))
+        print(json_text({**Incidents.body(incident), "overdue": late}, indent=1))
         return
     zone = settings.zone
     out = console()
-    out.print(f"[bold]{escape(incident.title)}[/]  ({incident.id})  {zone_note(zone)}")
+    s = markup_safe
+    out.print(f"[bold]{s(incident.title)}[/]  ({s(incident.id)})  {zone_note(zone)}")
     if incident.merged_into:
-        out.print(f"[yellow]merged into {incident.merged_into}[/]")
+        out.print(f"[yellow]merged into {s(incident.merged_into)}[/]")
     out.print(f"status: {incident.status}   severity: [{LEVEL_STYLE.get(incident.severity, '')}]"
-              f"{incident.severity}[/]   verdict: {incident.verdict or '-'}   assignee: {incident.assignee or '-'}")
-    out.print(f"type: {incident.incident_type} -- {incident.type_label}   RSIT: {', '.join(incident.rsit)}")
-    out.print(f"agency: {incident.agency or '-'}" + (f" (also {', '.join(a for a in incident.agencies if a != incident.agency)})"
-                                                     if len(incident.agencies) > 1 else ""))
+              f"{incident.severity}[/]   verdict: {incident.verdict or '-'}   assignee: {s(incident.assignee or '-')}")
+    out.print(f"type: {incident.incident_type} -- {s(incident.type_label)}   RSIT: {s(', '.join(incident.rsit))}")
+    out.print(f"agency: {s(incident.agency or '-')}" + (f" (also {s(', '.join(a for a in incident.agencies if a != incident.agency))})"
+                                                        if len(incident.agencies) > 1 else ""))
     out.print(f"serious (Decision 05/2017): {_serious_text(incident)}")
     out.print(f"discovered: {show_time(incident.discovered_at, zone)}   activity: "
               f"{show_time(incident.first_seen, zone)} .. {show_time(incident.last_seen, zone)}")
@@ -149,37 +156,38 @@ def incidents_show(
         out.print(f"response ended: {show_time(incident.response_ended_at, zone)}"
                   + (f"   closed: {show_time(incident.closed_at, zone)}" if incident.closed_at else ""))
     if incident.summary:
-        out.print(f"summary: {escape(incident.summary)}")
+        out.print(f"summary: {s(incident.summary, newlines=True)}")
     if incident.outcome:
-        out.print(f"outcome: {escape(incident.outcome)}")
+        out.print(f"outcome: {s(incident.outcome, newlines=True)}")
     for system in incident.affected_systems:
-        out.print(f"affected system: {system.name}  level {system.level or '?'}"
+        out.print(f"affected system: {s(system.name)}  level {system.level or '?'}"
                   + (" national-critical" if system.national_critical else "")
-                  + (f"  hosts {', '.join(system.hosts)}" if system.hosts else ""))
+                  + (f"  hosts {s(', '.join(system.hosts))}" if system.hosts else ""))
     if incident.impacts:
-        out.print(f"impacts: {', '.join(incident.impacts)}")
+        out.print(f"impacts: {s(', '.join(incident.impacts))}")
     if incident.entities:
-        out.print("entities: " + "; ".join(f"{k}={', '.join(v[:5])}{' ...' if len(v) > 5 else ''}"
-                                            for k, v in incident.entities.items()))
+        out.print(cell("entities: " + "; ".join(f"{k}={', '.join(v[:5])}{' ...' if len(v) > 5 else ''}"
+                                                 for k, v in incident.entities.items())))
     out.print(f"[bold]alerts[/] ({len(incident.alert_ids)}):")
     for alert_id in incident.alert_ids[:alerts]:
         doc = service.store.get(ALERTS, alert_id)
         if doc is None:
-            out.print(f"  {alert_id} (not found)")
+            out.print(cell(f"  {alert_id} (not found)"))
             continue
         alert = doc.body
-        out.print(f"  {alert_id}  {show_time(alert.get('first_seen'), zone)}  {alert.get('rule', {}).get('level')}  "
-                  f"{alert.get('rule', {}).get('title')}  {alert.get('event_count', '')} events")
+        out.print(cell(f"  {alert_id}  {show_time(alert.get('first_seen'), zone)}  "
+                       f"{alert.get('rule', {}).get('level')}  {alert.get('rule', {}).get('title')}  "
+                       f"{alert.get('event_count', '')} events"))
     if len(incident.alert_ids) > alerts:
         out.print(f"  ... {len(incident.alert_ids) - alerts} more (--alerts N)")
     for note in incident.notes:
-        out.print(f"[bold]note[/] {show_time(note.at, zone)} {note.author}: {escape(note.text)}")
+        out.print(f"[bold]note[/] {show_time(note.at, zone)} {s(note.author)}: {s(note.text, newlines=True)}")
     for report in incident.reports:
-        out.print(f"[bold]report[/] {report.kind} {report.report_no} built {show_time(report.built_at, zone)}, "
+        out.print(f"[bold]report[/] {report.kind} {s(report.report_no)} built {show_time(report.built_at, zone)}, "
                   f"delivered {show_time(report.delivered_at, zone)}")
     out.print("[bold]history[/]:")
     for entry in incident.history:
-        out.print(f"  {show_time(entry.at, zone)}  {entry.actor}  {entry.action}  {escape(_detail_text(entry))}")
+        out.print(cell(f"  {show_time(entry.at, zone)}  {entry.actor}  {entry.action}  {_detail_text(entry)}"))
 
 
 def _compact(value: Any) -> str:
@@ -224,8 +232,8 @@ def incidents_open(
     incident = _call(lambda: service.open_from_alerts([d.body for d in docs if d], actor=acting_user(actor),
                                                       title=title, severity=severity,
                                                       incident_type=incident_type))
-    console().print(f"incident {incident.id}: {incident.title} ({len(incident.alert_ids)} alerts, "
-                    f"{incident.status}); initial report due {show_time(incident.notify_due, settings.zone)}")
+    console().print(cell(f"incident {incident.id}: {incident.title} ({len(incident.alert_ids)} alerts, "
+                         f"{incident.status}); initial report due {show_time(incident.notify_due, settings.zone)}"))
 
 
 @app.command("status")
@@ -258,7 +266,7 @@ def incidents_assign(
     """Assign an incident. Example: soc incidents assign inc-1a2b3c4d5e6f7a8b nguyen.van.a"""
     _settings, service = _service()
     incident = _call(lambda: service.assign(incident_id, assignee or None, actor=acting_user(actor)))
-    console().print(f"{incident.id} assigned to {incident.assignee or 'nobody'}")
+    console().print(cell(f"{incident.id} assigned to {incident.assignee or 'nobody'}"))
 
 
 @app.command("note")
@@ -300,7 +308,7 @@ def incidents_merge(
     """
     _settings, service = _service()
     incident = _call(lambda: service.merge(target, sources, actor=acting_user(actor)))
-    console().print(f"{incident.id}: {len(incident.alert_ids)} alerts after merging {', '.join(sources)}")
+    console().print(cell(f"{incident.id}: {len(incident.alert_ids)} alerts after merging {', '.join(sources)}"))
 
 
 @app.command("split")
@@ -316,7 +324,7 @@ def incidents_split(
     """
     _settings, service = _service()
     incident = _call(lambda: service.split(incident_id, alert_ids, actor=acting_user(actor), title=title))
-    console().print(f"new incident {incident.id}: {incident.title} ({len(incident.alert_ids)} alerts)")
+    console().print(cell(f"new incident {incident.id}: {incident.title} ({len(incident.alert_ids)} alerts)"))
 
 
 @app.command("move")

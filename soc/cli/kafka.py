@@ -139,7 +139,7 @@ def worker(
                      dead_letter_topic=dead_letter_topic, index_prefix=index_prefix, index_replicas=replicas,
                      max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8, client_id=client_id,
                      session_timeout_ms=session_timeout_ms)
-    from soc.ui import listen_address
+    from soc.net import listen_address
 
     if config.metrics_port is None:
         metrics = "metrics endpoint off (--metrics-port)"
@@ -187,7 +187,7 @@ def relay(
     import threading
 
     from soc.kafka.relay import SyslogRelay
-    from soc.ui import listen_address
+    from soc.net import listen_address
 
     _logging(verbose)
     settings = load_settings()
@@ -266,6 +266,7 @@ def dlq_list(
     from collections import Counter
 
     from soc.kafka.deadletters import read_dead_letters
+    from soc.ui import literal
 
     settings = load_settings()
     topic = dead_letter_topic or settings.kafka.dead_letter_topic
@@ -284,11 +285,12 @@ def dlq_list(
                 "key": letter.key.decode("utf-8", "replace") if letter.key is not None else None,
                 "value_b64": base64.b64encode(letter.value).decode() if letter.value is not None else None}))
         else:
-            typer.echo(f"{letter.coordinates}  [{letter.stage}] {letter.reason}\n    {letter.preview()}")
+            typer.echo(f"{letter.coordinates}  [{letter.stage}] {literal(letter.reason)}\n    "
+                       f"{literal(letter.preview())}")
     if not as_json:
         typer.echo(f"{sum(reasons.values())} dead letters in {topic}:")
         for reason, n in reasons.most_common():
-            typer.echo(f"  {n:>8}  {reason}")
+            typer.echo(f"  {n:>8}  {literal(reason)}")
 
 
 @dlq_app.command("replay")
@@ -306,6 +308,7 @@ def dlq_replay(
     """
     from soc.kafka.deadletters import read_dead_letters
     from soc.kafka.replay import replay as run_replay
+    from soc.ui import literal
 
     _logging(False)
     settings = load_settings()
@@ -315,7 +318,7 @@ def dlq_replay(
     topic = dead_letter_topic or settings.kafka.dead_letter_topic
     result = run_replay(read_dead_letters(config.bootstrap, topic), config)
     for coordinates, reason in result.still_failing:
-        typer.echo(f"still failing {coordinates}: {reason}", err=True)
+        typer.echo(f"still failing {coordinates}: {literal(reason)}", err=True)
     typer.echo(json.dumps(result.as_dict()))
 
 

@@ -6,15 +6,17 @@ with the zone named (:mod:`soc.ui`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from soc.cli.common import fail
+from soc.cli.listing import find_page
+from soc.cli.timeargs import SinceOption, UntilOption, time_range
 from soc.config import load_settings
-from soc.ui import console, show_time, zone_note
+from soc.ui import cell, console, json_text, show_time, zone_note
 
 app = typer.Typer(
     help="Playbooks: what the SOC does when alerts and incidents come in (YAML in playbooks/).\n\n"
@@ -58,7 +60,7 @@ def list_playbooks(folder: FolderOption = None) -> None:
 
     path = folder or load_settings().playbooks.folder
     playbooks, errors = load_playbooks(path)
-    table = Table(title=f"{len(playbooks)} playbooks in {path}")
+    table = Table(title=cell(f"{len(playbooks)} playbooks in {path}" + (f"; {len(errors)} invalid" if errors else "")))
     for column in ("id", "title", "trigger", "steps", "version"):
         table.add_column(column, overflow="fold")
     for playbook in sorted(playbooks.values(), key=lambda p: p.id):
@@ -72,12 +74,12 @@ def list_playbooks(folder: FolderOption = None) -> None:
             triggers.append(f"cron {t.schedule.cron} {t.schedule.timezone}")
         if t.manual:
             triggers.append("manual")
-        table.add_row(playbook.id + ("" if playbook.enabled else " (disabled)"), playbook.title,
-                      ", ".join(triggers), str(len(playbook.steps)), str(playbook.version))
+        table.add_row(cell(playbook.id + ("" if playbook.enabled else " (disabled)")), cell(playbook.title),
+                      cell(", ".join(triggers)), str(len(playbook.steps)), cell(playbook.version))
     out = console()
     out.print(table)
     for error in errors:
-        out.print(f"[red]invalid:[/] {error}")
+        out.print(Text.assemble(("invalid:", "red"), " ", cell(error)))
 
 
 @app.command()
@@ -90,9 +92,10 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="Playbook f
     for path in paths or [load_settings().playbooks.folder]:
         playbooks, errors = load_playbooks(path)
         for playbook in playbooks.values():
-            out.print(f"[green]ok[/]      {playbook.path}  ({playbook.id}, {len(playbook.steps)} steps)")
+            out.print(Text.assemble(("ok", "green"), cell(f"      {playbook.path}  ({playbook.id}, "
+                                                          f"{len(playbook.steps)} steps)")))
         for error in errors:
-            out.print(f"[red]invalid[/] {error}")
+            out.print(Text.assemble(("invalid", "red"), " ", cell(error)))
         bad += len(errors)
     if bad:
         raise typer.Exit(1)
@@ -154,7 +157,7 @@ def run(
         fail(str(error))
         return
     if not created:
-        console().print(f"a run with key {key!r} exists already: {run_id} (not run again)")
+        console().print(cell(f"a run with key {key!r} exists already: {run_id} (not run again)"))
     _show(runner, run_id, verbose=False)
     doc = runner.store.get("playbook_runs", run_id)
     if doc is not None and doc.body["status"] == "failed":
@@ -166,37 +169,49 @@ def runs(
     playbook_id: Annotated[str | None, typer.Option("--playbook", help="Only runs of this playbook.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status: pending, running, waiting, "
                                                "succeeded, failed.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 30,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 30,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
-    """Recent playbook runs: status, duration, who started them, what they wait for."""
+    """Recent playbook runs with their ids (for `soc playbook show RUN`): status, duration, who
+    started them, what they wait for. --since/--until select on the time a run was created."""
     from rich.table import Table
 
+    from soc.playbooks.tables import RUNS
+
     runner = _runner()
-    found = runner.runs(playbook_id=playbook_id, status=status, limit=limit)
+    zone = runner.settings.zone
+    window = time_range(since, until, zone)
+    where = {k: v for k, v in {"playbook_id": playbook_id, "status": status}.items() if v}
+    runner.store.refresh()
+    page = find_page(runner.store, RUNS, where, time_field="created_at", window=window, sort="created_at",
+                     limit=limit)
+    found = [d.body for d in page.items]
     if as_json:
         for item in found:
-            print(json.dumps(item, ensure_ascii=False))
+            print(json_text(item))
         return
-    zone = runner.settings.zone
-    table = Table(title=f"{len(found)} playbook runs (newest first)", caption=zone_note(zone))
+    table = Table(title=page.title("playbook runs", "newest first"), caption=zone_note(zone))
     for column in ("run", "playbook", "status", "created", "duration", "actor", "trigger", "note"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "run")
     for item in found:
         style = STATUS_STYLE.get(item["status"], "")
         note = item.get("error") or item.get("wait_reason") or ""
         if item.get("dry_run"):
             note = "dry run " + note
-        table.add_row(item["id"], item["playbook_id"], f"[{style}]{item['status']}[/]",
-                      show_time(item.get("created_at"), zone), _duration(item), item.get("actor", ""),
-                      item.get("trigger_type", ""), note)
+        table.add_row(cell(item["id"]), cell(item["playbook_id"]), cell(item["status"], style),
+                      show_time(item.get("created_at"), zone), _duration(item), cell(item.get("actor", "")),
+                      cell(item.get("trigger_type", "")), cell(note))
     console().print(table)
 
 
 def _show(runner: Any, run_id: str, *, verbose: bool) -> None:
     from rich.table import Table
 
-    doc = runner.store.get("playbook_runs", run_id)
+    from soc.playbooks.tables import RUNS
+
+    doc = runner.store.get(RUNS, run_id)
     if doc is None:
         fail(f"no playbook run {run_id!r}; `soc playbook runs` lists them")
         return
@@ -204,18 +219,22 @@ def _show(runner: Any, run_id: str, *, verbose: bool) -> None:
     zone = runner.settings.zone
     out = console()
     style = STATUS_STYLE.get(body["status"], "")
-    out.print(f"[bold]{body['playbook_title']}[/] ({body['playbook_id']} v{body['playbook_version']})  run {run_id}")
-    out.print(f"status [{style}]{body['status']}[/]{'  (dry run)' if body.get('dry_run') else ''}  "
-              f"actor {body.get('actor')}  trigger {body.get('trigger_type')}  key {body.get('key')}")
+    out.print(Text.assemble(cell(body["playbook_title"], "bold"),
+                            cell(f" ({body['playbook_id']} v{body['playbook_version']})  run {run_id}")))
+    out.print(Text.assemble("status ", cell(body["status"], style), cell(
+        f"{'  (dry run)' if body.get('dry_run') else ''}  actor {body.get('actor')}  trigger "
+        f"{body.get('trigger_type')}  key {body.get('key')}")))
     out.print(f"created {show_time(body.get('created_at'), zone)}  started {show_time(body.get('started_at'), zone)}  "
-              f"finished {show_time(body.get('finished_at'), zone)}  duration {_duration(body)}  ({zone_note(zone)})")
+              f"finished {show_time(body.get('finished_at'), zone)}  duration {_duration(body)}  ({zone_note(zone)})",
+              markup=False)
     if body.get("takeovers"):
         out.print(f"[yellow]resumed {body['takeovers']} time(s) after its process stopped[/]")
     if body.get("wait_reason"):
-        out.print(f"[yellow]waiting:[/] {body['wait_reason']} (until {show_time(body.get('wait_until'), zone)})"
-                  f" -- `soc playbook approve {run_id}` or `--reject`")
+        out.print(Text.assemble(("waiting:", "yellow"), cell(
+            f" {body['wait_reason']} (until {show_time(body.get('wait_until'), zone)})"
+            f" -- `soc playbook approve {run_id}` or `--reject`")))
     if body.get("error"):
-        out.print(f"[red]error:[/] {body['error']}")
+        out.print(Text.assemble(("error:", "red"), " ", cell(body["error"])))
     table = Table(show_lines=verbose)
     for column in ("step", "action", "status", "attempts", "started", "duration s", "output / error"):
         table.add_column(column, overflow="fold")
@@ -225,18 +244,19 @@ def _show(runner: Any, run_id: str, *, verbose: bool) -> None:
             text = state["output_json"]
             output = text if verbose or len(text) <= 160 else text[:157] + "..."
         st = STATUS_STYLE.get(state["status"], "")
-        table.add_row(state["id"], state["action"], f"[{st}]{state['status']}[/]", str(state.get("attempts", 0)),
-                      show_time(state.get("started_at"), zone), str(state.get("duration") or ""), output)
+        table.add_row(cell(state["id"]), cell(state["action"]), cell(state["status"], st),
+                      str(state.get("attempts", 0)), show_time(state.get("started_at"), zone),
+                      cell(state.get("duration") or ""), cell(output))
     out.print(table)
     if body.get("outputs_json"):
-        out.print(f"outputs: {body['outputs_json']}")
+        out.print(cell(f"outputs: {body['outputs_json']}"))
     if verbose:
         out.print("[bold]record[/] (append-only, playbook_steps):")
         for record in runner.records(run_id):
             what = record.get("event") or f"{record.get('step_id')} #{record.get('attempt')} {record.get('phase')}"
             extra = record.get("error") or record.get("detail_json") or ""
-            out.print(f"  {show_time(record.get('at'), zone)} {record.get('kind'):4} {what} "
-                      f"{record.get('status') or ''} {extra}")
+            out.print(cell(f"  {show_time(record.get('at'), zone)} {record.get('kind'):4} {what} "
+                           f"{record.get('status') or ''} {extra}"))
 
 
 @app.command()
@@ -286,8 +306,8 @@ def resume(
         _show(runner, run_id, verbose=False)
         return
     handled = runner.recover()
-    console().print(f"{len(handled)} run(s) resumed" + (": " + ", ".join(handled) if handled else
-                                                          " (none had a stopped owner or a due wait)"))
+    console().print(cell(f"{len(handled)} run(s) resumed" + (": " + ", ".join(handled) if handled else
+                                                               " (none had a stopped owner or a due wait)")))
 
 
 @app.command()
@@ -317,13 +337,13 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runner = _runner(folder, store_url=store_url, background=True)
     for error in runner.errors:
-        console(stderr=True).print(f"[yellow]playbook not loaded:[/] {error}")
+        console(stderr=True).print(Text.assemble(("playbook not loaded:", "yellow"), " ", cell(error)))
     scheduler = BackgroundScheduler(timezone="UTC")
     jobs = attach(runner, scheduler, poll_alerts=True)
     jobs += register_report_jobs(scheduler, runner.store, runner.settings)
     scheduler.start()
-    console().print(f"playbook worker {runner.owner}: {len(runner.playbooks)} playbooks, jobs {', '.join(jobs)}; "
-                    "Ctrl-C to stop")
+    console().print(cell(f"playbook worker {runner.owner}: {len(runner.playbooks)} playbooks, jobs "
+                         f"{', '.join(jobs)}; Ctrl-C to stop"))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from soc.cli.common import fail, service_layer
+from soc.cli.listing import find_page, page_of
+from soc.cli.timeargs import SinceOption, UntilOption, cli_now, time_range
 from soc.config import load_settings
-from soc.ui import console, show_time, zone_note
+from soc.ui import cell, console, json_text, show_time, zone_note
 
 app = typer.Typer(
     help="National reports: Mẫu 03/04 from an incident, Mẫu 05 and monitoring summaries, as JSON, "
@@ -77,10 +79,10 @@ def build(
         fail(str(error))
         return
     out_console = console()
-    out_console.print(f"report {built.report_no} ({built.document}, {built.kind}, profile {built.profile_id})"
-                      + ("" if built.created else " [already built: re-rendered from its snapshot]"))
+    out_console.print(cell(f"report {built.report_no} ({built.document}, {built.kind}, profile {built.profile_id})"
+                           + ("" if built.created else " [already built: re-rendered from its snapshot]")))
     for path in built.all_files:
-        out_console.print(f"  {path}")
+        out_console.print(cell(f"  {path}"))
     if not built.signatures:
         out_console.print("[yellow]not signed:[/] set reporting.certificate and reporting.private_key "
                           "(`soc report keygen` makes a test pair)")
@@ -89,7 +91,7 @@ def build(
 
         try:
             for eid in enqueue(store, settings, built.report_no):
-                out_console.print(f"queued {eid}")
+                out_console.print(cell(f"queued {eid}"))
         except OutboxError as error:
             fail(str(error))
 
@@ -121,9 +123,9 @@ def verify(
     result = verify_file(file, sig, trust, intermediates_path=intermediates)
     text = result.summary()
     if result.ok:
-        console().print(f"[green]{text}[/]", highlight=False)
+        console().print(cell(text, "green"))
     else:
-        console(stderr=True).print(f"[bold red]{text}[/]", highlight=False)
+        console(stderr=True).print(cell(text, "bold red"))
         raise typer.Exit(1)
 
 
@@ -146,15 +148,15 @@ def send(
             out.print(f"{retry_failed(store, report_no)} failed deliveries back in the queue")
         if report_no and not retry:
             for eid in enqueue(store, settings, report_no, to):
-                out.print(f"queued {eid}")
+                out.print(cell(f"queued {eid}"))
     except (OutboxError, SnapshotError) as error:
         fail(str(error))
     handled = run_until_settled(store, settings, timeout=wait) if wait else deliver_due(store, settings)
     for entry in handled:
         style = {"delivered": "green", "failed": "red"}.get(entry["status"], "yellow")
         extra = entry.get("last_error") or ""
-        out.print(f"[{style}]{entry['status']}[/] {entry['id']} via {entry['channel']} "
-                  f"(attempt {entry['attempts']}) {extra}", highlight=False)
+        out.print(Text.assemble(cell(entry["status"], style), cell(f" {entry['id']} via {entry['channel']} "
+                                                                   f"(attempt {entry['attempts']}) {extra}")))
     if not handled:
         out.print("nothing due in the outbox")
 
@@ -162,30 +164,38 @@ def send(
 @app.command("outbox")
 def outbox(
     status: Annotated[str | None, typer.Option(help="Only pending, sending, delivered or failed.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
 ) -> None:
-    """List deliveries: report, recipient, channel, status, attempts, next try, receipt or error."""
+    """List deliveries with their ids: report, recipient, channel, status, attempts, next try,
+    receipt or error. --since/--until select on the time a delivery was queued."""
     from rich.table import Table
 
-    from soc.export.outbox import list_entries
+    from soc.export.outbox import OUTBOX
 
     settings, store = _store()
-    entries = list_entries(store, status, limit)
+    window = time_range(since, until, settings.zone)
+    page = find_page(store, OUTBOX, {"status": status} if status else None, time_field="created_at",
+                     window=window, sort="created_at", limit=limit)
+    entries = [d.body for d in page.items]
     if as_json:
         for entry in entries:
-            print(json.dumps(entry, ensure_ascii=False))
+            print(json_text(entry))
         return
-    table = Table(title=f"{len(entries)} outbox entries", caption=zone_note(settings.zone))
-    for col in ("report", "recipient", "channel", "status", "attempts", "next try / delivered", "receipt / error"):
-        table.add_column(col, overflow="fold")
+    table = Table(title=page.title("outbox entries", "newest first"), caption=zone_note(settings.zone))
+    for col in ("id", "report", "recipient", "channel", "status", "attempts", "next try / delivered",
+                "receipt / error"):
+        table.add_column(col, overflow="fold", no_wrap=col == "id")
     for e in entries:
         receipt = e.get("receipt") or {}
         detail = (f"{receipt.get('status', '')} {receipt.get('message_id', '') or receipt.get('folder', '')}".strip()
                   if e["status"] == "delivered" else e.get("last_error") or "")
         when = e.get("delivered_at") if e["status"] == "delivered" else e.get("next_attempt_at")
-        table.add_row(e["report_no"], e["recipient"], e["channel"], e["status"], str(e["attempts"]),
-                      show_time(when, settings.zone) if when else "", detail)
+        table.add_row(cell(e.get("id", "")), cell(e["report_no"]), cell(e["recipient"]), cell(e["channel"]),
+                      cell(e["status"]), str(e["attempts"]), show_time(when, settings.zone) if when else "",
+                      cell(detail))
     console().print(table)
 
 
@@ -194,7 +204,8 @@ def due(
     all_: Annotated[bool, typer.Option("--all", help="Also list reports already delivered.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
-    """List reports due or overdue (Mẫu 03 / Mẫu 04 deadlines); exits 1 when any is overdue.
+    """List reports due or overdue (Mẫu 03 / Mẫu 04 deadlines) with their incident ids; exits 1
+    when any is overdue.
 
     Circular 20/2017: the initial report within 5 days of discovery, the closing report within
     5 days after the response ended.
@@ -204,20 +215,22 @@ def due(
     from soc.export.due import due_reports
 
     settings, store = _store()
-    rows = due_reports(store, include_delivered=all_)
+    rows = due_reports(store, cli_now(), include_delivered=all_)
     if as_json:
         for row in rows:
-            print(json.dumps(row.as_dict(), ensure_ascii=False))
+            print(json_text(row.as_dict()))
     else:
-        table = Table(title=f"{len(rows)} reports", caption=zone_note(settings.zone))
-        for col in ("incident", "report", "due", "state", "report no", ""):
-            table.add_column(col, overflow="fold")
+        page = page_of(rows, len(rows))
+        table = Table(title=page.title("reports", "overdue first" + ("" if all_ else "; not yet delivered")),
+                      caption=zone_note(settings.zone))
+        for col in ("incident", "title", "report", "due", "state", "report no", ""):
+            table.add_column(col, overflow="fold", no_wrap=col == "incident")
         for r in rows:
             flag = "[bold red]OVERDUE[/]" if r.overdue else ""
             if r.serious:
                 flag += " [red]serious (Decision 05)[/]"
-            table.add_row(f"{r.incident_id} {r.title}", "Mẫu 03" if r.kind == "initial" else "Mẫu 04",
-                          show_time(r.due_at, settings.zone), r.state, r.report_no or "", flag)
+            table.add_row(cell(r.incident_id), cell(r.title), "Mẫu 03" if r.kind == "initial" else "Mẫu 04",
+                          show_time(r.due_at, settings.zone), r.state, cell(r.report_no or ""), flag)
         console().print(table)
     if any(r.overdue for r in rows):
         raise typer.Exit(1)
@@ -239,5 +252,5 @@ def keygen(
     from soc.export.sign import keygen as make
 
     certificate = make(cert, key, name, organization, days)
-    console().print(f"wrote {cert} and {key} (self-signed, valid until {certificate.not_valid_after_utc:%Y-%m-%d}; "
-                    "for testing only)")
+    console().print(cell(f"wrote {cert} and {key} (self-signed, valid until "
+                         f"{certificate.not_valid_after_utc:%Y-%m-%d}; for testing only)"))

@@ -3,17 +3,17 @@ regression samples of the project's rules."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from soc.cli.common import RulesOption, fail, rule_dirs, service_layer
 from soc.config import content_dir
 from soc.regression import RegressionResult, run_regression
-from soc.ui import console, show_time, zone_note
+from soc.ui import CountProgress, cell, console, json_text, literal, show_time, zone_note
 
 app = typer.Typer(help="Check and inspect detection rules.", no_args_is_help=True)
 
@@ -23,6 +23,8 @@ def rules_check(
     rules: RulesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full per-rule report as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every rule, not only problems.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr: files loaded, rules compiled (a bar "
+                                           "on a terminal, a line per tenth otherwise).")] = True,
 ) -> None:
     """Compile every rule and print the conversion report.
 
@@ -37,30 +39,33 @@ def rules_check(
 
     dirs = rule_dirs(rules)
     err = console(stderr=True)
-    with err.status(f"loading and compiling rules from {', '.join(map(str, dirs))}..."):
+    if progress:
+        err.print(f"checking rules in {', '.join(map(str, dirs))}", markup=False)
+    with CountProgress(err, enabled=progress) as shown:
         try:
-            loaded = load_rules(dirs)
+            loaded = load_rules(dirs, progress=shown.phase("loading rule files"))
         except FileNotFoundError as error:
             fail(str(error))
             return
-        ruleset = compile_rules(loaded)
+        ruleset = compile_rules(loaded, progress=shown.phase("compiling rules"))
     reports = ruleset.reports()
     if as_json:
-        print(json.dumps({"problems": [p.__dict__ for p in ruleset.problems],
-                          "rules": [r.as_dict() for r in reports]}, ensure_ascii=False, indent=1))
+        print(json_text({"problems": [p.__dict__ for p in ruleset.problems],
+                         "rules": [r.as_dict() for r in reports]}, indent=1))
     else:
         out = console()
         for problem in ruleset.problems:
-            out.print(f"[red]load error[/] {problem.path}: {problem.error}")
+            out.print(Text.assemble(("load error", "red"), " ", literal(f"{problem.path}: {problem.error}")))
         for report in sorted(reports, key=lambda r: (r.status, r.path)):
             if report.status == "ok" and not verbose:
                 continue
             if report.status == "no_data_source" and not verbose:
                 continue
             style = {"error": "red", "warning": "yellow", "ok": "green"}.get(report.status, "dim")
-            out.print(f"[{style}]{report.status:15}[/] {report.title} ({report.rule_id}) {report.path}")
+            out.print(Text.assemble((f"{report.status:15}", style), " ",
+                                    literal(f"{report.title} ({report.rule_id}) {report.path}")))
             for line in report.errors + report.warnings + report.notes:
-                out.print(f"                {line}")
+                out.print(cell(f"                {line}"))
         counts = Counter(r.status for r in reports)
         out.print(f"{len(reports)} rules: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"; {len(ruleset.problems)} files could not be loaded")
@@ -82,16 +87,16 @@ def rules_health(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     settings, store = app.settings, app.store
     docs = list(store.iter_all(RULE_STATE))
     if as_json:
-        print(json.dumps([d.body for d in docs], ensure_ascii=False, indent=1))
+        print(json_text([d.body for d in docs], indent=1))
         return
-    table = Table(title="rule health", caption=zone_note(settings.zone))
+    table = Table(title=f"rule health of {len(docs)} rules", caption=zone_note(settings.zone))
     for column in ("rule", "last run", "duration s", "alerts (last/total)", "covered until", "error"):
         table.add_column(column, overflow="fold")
     for doc in sorted(docs, key=lambda d: d.body.get("title", "")):
         s = doc.body
-        table.add_row(s.get("title", doc.id), show_time(s.get("last_run"), settings.zone),
-                      str(s.get("last_duration", "")), f"{s.get('last_hits', 0)}/{s.get('total_alerts', 0)}",
-                      show_time(s.get("covered_until"), settings.zone), s.get("last_error") or "")
+        table.add_row(cell(s.get("title", doc.id)), show_time(s.get("last_run"), settings.zone),
+                      cell(s.get("last_duration", "")), f"{s.get('last_hits', 0)}/{s.get('total_alerts', 0)}",
+                      show_time(s.get("covered_until"), settings.zone), cell(s.get("last_error") or ""))
     console().print(table)
 
 
@@ -108,12 +113,12 @@ def _table(results: list[RegressionResult], failed_only: bool) -> Table:
         if failed_only and item.ok:
             continue
         table.add_row(
-            "[green]ok[/]" if item.ok else "[bold red]FAIL[/]",
-            item.title or item.rule_id or item.info,
-            item.test,
+            Text("ok", "green") if item.ok else Text("FAIL", "bold red"),
+            cell(item.title or item.rule_id or item.info),
+            cell(item.test),
             "" if item.expected is None else str(item.expected),
             "" if item.got is None else str(item.got),
-            item.message,
+            cell(item.message),
         )
     return table
 
@@ -136,7 +141,7 @@ def rules_test(
     out = console()
     folder = detections or content_dir("detections")
     if not folder.is_dir():
-        out.print(f"[red]rule folder {folder} does not exist[/]: pass --detections DIR")
+        out.print(Text.assemble((f"rule folder {literal(folder)} does not exist", "red"), ": pass --detections DIR"))
         raise typer.Exit(2)
     results = run_regression(folder, require_coverage=coverage)
     failed = sum(not r.ok for r in results)

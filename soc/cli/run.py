@@ -1,4 +1,4 @@
-"""``soc run``: the embedded service (syslog listeners, inbox, SQLite, scheduled rules)."""
+"""``soc run``: the embedded service (every source of ``ingest/sources/``, SQLite, scheduled rules)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,24 @@ def run(
     udp: Annotated[str | None, typer.Option(help="Syslog UDP listen address (default from settings: 0.0.0.0:5514); '' disables.")] = None,
     tcp: Annotated[str | None, typer.Option(help="Syslog TCP listen address (RFC 6587 framing); '' disables.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the store and the inbox live (default: ./soc-data).")] = None,
-    once: Annotated[bool, typer.Option(help="Ingest what is in the inbox, run every rule once, then stop.")] = False,
+    once: Annotated[bool, typer.Option(help="Read what the file sources hold (inbox, file, evtx, tail: up to "
+                                             "their end), run every rule once, then stop; listeners and Kafka "
+                                             "sources are not started.")] = False,
 ) -> None:
-    """Run the embedded service: syslog listeners, file inbox, SQLite store, scheduled rules.
+    """Run the embedded service: every source of ingest/sources/ (syslog, inbox, tail, file, evtx,
+    kafka), SQLite store, scheduled rules, playbooks and reports.
 
     Drop log files into <data-dir>/inbox to ingest them; point agency devices at the syslog
     port. Ctrl-C stops cleanly (pending batches are stored first). The start-up lines say where
-    the store is (password masked) and on which addresses and ports the service listens.
+    the store is (password masked), what each source reads or listens on, and on which addresses
+    and ports the service listens; one line per file says what became of its records
+    (docs/sources.md).
     """
     import logging
 
     from soc.app import App
+    from soc.ingest.sourcedefs import SourceDefinitionError
+    from soc.ingest.sources import SourceError
     from soc.secrets import SecretError, mask_urls_in
     from soc.service import run_service
     from soc.store import StoreError
@@ -46,5 +53,7 @@ def run(
             run_service(app, once=once)
     except (StoreError, SecretError) as error:  # store unreachable, bad URL, secret file missing
         fail(mask_urls_in(str(error)))
+    except (SourceDefinitionError, SourceError) as error:  # a bad source file; a port in use, Kafka down
+        fail(str(error))
 
 

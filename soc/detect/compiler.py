@@ -16,7 +16,7 @@ Nothing here raises for a bad rule: the rule gets ``errors`` in its report and i
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -238,12 +238,17 @@ def _compile_correlation(rule: SigmaCorrelationRule, info: RuleInfo, compiled: d
     return detection
 
 
-def compile_rules(loaded: LoadedRules, dialect: str = "sqlite", catalog: Catalog | None = None) -> RuleSet:
+def compile_rules(loaded: LoadedRules, dialect: str = "sqlite", catalog: Catalog | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> RuleSet:
+    """Compile every loaded rule for ``dialect``; ``progress(rules_done, rules_total)`` is called
+    before the first rule and after each."""
     catalog = catalog or default_catalog()
     detections: dict[str, Detection] = {}
     # base rules first: correlations need their referenced rules compiled
-    ordered: Iterable[AnyRule] = sorted(loaded.rules, key=lambda r: isinstance(r, SigmaCorrelationRule))
-    for rule in ordered:
+    ordered: list[AnyRule] = sorted(loaded.rules, key=lambda r: isinstance(r, SigmaCorrelationRule))
+    for done, rule in enumerate(ordered):
+        if progress is not None:
+            progress(done, len(ordered))
         info = rule_info(rule)
         if isinstance(rule, SigmaCorrelationRule):
             detections[info.id] = _compile_correlation(rule, info, detections)
@@ -256,6 +261,8 @@ def compile_rules(loaded: LoadedRules, dialect: str = "sqlite", catalog: Catalog
             retry = _compile_correlation(rule, info, detections)
             if not retry.report.errors:
                 detections[info.id] = retry
+    if progress is not None:
+        progress(len(ordered), len(ordered))
     for rule in loaded.rules:
         if isinstance(rule, SigmaCorrelationRule):
             for ref in rule.rules:

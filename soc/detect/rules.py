@@ -7,7 +7,7 @@ Correlation rules are resolved against all loaded rules (by id or name), whereve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,11 +93,15 @@ def rule_files(directories: Iterable[Path]) -> Iterator[Path]:
                 yield path
 
 
-def load_rules(directories: Iterable[Path]) -> LoadedRules:
-    """Load every rule file under ``directories``; problems are collected, never raised."""
+def load_rules(directories: Iterable[Path], progress: Callable[[int, int], None] | None = None) -> LoadedRules:
+    """Load every rule file under ``directories``; problems are collected, never raised.
+    ``progress(files_done, files_total)`` is called before the first file and after each."""
     loaded = LoadedRules()
     seen: dict[str, str] = {}
-    for path in rule_files(directories):
+    paths = list(rule_files(directories))
+    for done, path in enumerate(paths):
+        if progress is not None:
+            progress(done, len(paths))
         try:
             collection = SigmaCollection.from_yaml(
                 path.read_text(encoding="utf-8"), collect_errors=True, source=SigmaRuleLocation(path),
@@ -118,6 +122,8 @@ def load_rules(directories: Iterable[Path]) -> LoadedRules:
                 continue
             seen[key] = str(path)
             loaded.rules.append(rule)
+    if progress is not None:
+        progress(len(paths), len(paths))
     _resolve_correlations(loaded)
     return loaded
 

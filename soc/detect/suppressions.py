@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import re
 import time
 import uuid
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from soc.detect.correlate import Episode
     from soc.store.base import Match
 
+log = logging.getLogger(__name__)
 EXCEPTIONS = "exceptions"
 AUDIT = "exceptions_audit"
 OPS = ("equals", "in", "cidr", "wildcard")
@@ -510,7 +512,6 @@ def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
     from soc.secrets import SecretError, mask_urls_in
     from soc.store import open_configured_store
     from soc.store.base import StoreError, StoreMissing
-    from soc.ui import console
 
     try:
         exceptions = ActiveExceptions(open_configured_store(settings, create=False))
@@ -518,8 +519,8 @@ def active_exceptions_for(settings: Any) -> ActiveExceptions | None:
     except StoreMissing:
         return None
     except (StoreError, OSError, SecretError) as error:
-        console(stderr=True).print(f"[yellow]warning:[/] exceptions NOT applied: cannot read them from "
-                                   f"{settings.store_display_url()}: {mask_urls_in(str(error))}")
+        log.warning("exceptions NOT applied: cannot read them from %s: %s", settings.store_display_url(),
+                    mask_urls_in(str(error)))
         return None
     return exceptions
 

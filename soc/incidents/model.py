@@ -112,6 +112,9 @@ class ReportRecord(BaseModel):
 class Incident(BaseModel):
     id: str
     title: str
+    title_template: str | None = Field(None, description="the title with placeholders ({target}, {source}, "
+                                       "{user}, {date}, {more_rules}) filled again whenever alerts join or "
+                                       "leave (soc.incidents.titles); None: the title is kept as written")
     status: Status = "new"
     severity: Severity = "medium"
     incident_type: IncidentType = "other"

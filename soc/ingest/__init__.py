@@ -15,6 +15,10 @@ Stage contracts (each stage is a small module with one job):
 ``normalize``  Parsed + source context -> the stored event dict (time model, agency, dataset, ids).
 ``pipeline``   runs the stages over a batch, counts parsed / partial / failed / dead-lettered, and
                hands events to a sink. Bad input never raises out of here.
+``stages``     which decode/parse/normalize stages a source gets (per record, per file).
+``sink``       event batches into the store, retried while it is down; returns once all is settled.
+``registry``   the source types (``type:`` of ``ingest/sources/*.yml``) and their factories.
+``flow``       the topology: each source on its thread, stages, sink, acknowledgement after storing.
 """
 
 from __future__ import annotations

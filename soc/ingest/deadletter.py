@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import orjson
 
@@ -35,6 +36,13 @@ from soc.model import iso, parse_iso
 
 log = logging.getLogger(__name__)
 PREVIEW_CHARS = 200
+
+
+class DeadLetterWriter(Protocol):
+    """Where the pipeline puts a record it cannot store (a :class:`DeadLetterFile`, or the Kafka
+    worker's stand-in that publishes to the dead-letter topic)."""
+
+    def write(self, reason: str, record: Record) -> None: ...
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soc.ingest import Record
-from soc.ingest.deadletter import DeadLetterFile
+from soc.ingest.deadletter import DeadLetterWriter
 from soc.ingest.decode import INVALID_UTF8, decode
 from soc.ingest.normalize import SourceContext, format_utc, normalize
 from soc.ingest.parsers import parse
@@ -75,7 +75,7 @@ class IngestPipeline:
         context: SourceContext | ContextFor,
         fmt: str = "auto",
         max_message_bytes: int = 65536,
-        dead_letter: DeadLetterFile | None = None,
+        dead_letter: DeadLetterWriter | None = None,
     ) -> None:
         self._fixed = context if isinstance(context, SourceContext) else None
         self._context_for = None if isinstance(context, SourceContext) else context
@@ -181,3 +181,11 @@ class IngestPipeline:
         self.counters.failed += 1
         self.counters.per_dataset["generic.text"] += 1
         return event
+
+
+def build_pipeline(context: SourceContext | ContextFor, fmt: str = "auto", *, max_message_bytes: int = 65536,
+                   dead_letter: DeadLetterWriter | None = None) -> IngestPipeline:
+    """The decode -> parse -> normalize stages for one source context: the one place they are put
+    together, for the embedded service's sources (:mod:`soc.ingest.stages`), whole files
+    (:class:`soc.ingest.reader.FileIngestor`) and the Kafka worker (one per record context)."""
+    return IngestPipeline(context, fmt, max_message_bytes, dead_letter)

@@ -1,10 +1,13 @@
-"""Whole files through the ingest stages: used by ``soc hunt`` and by the service's inbox.
+"""Whole files through the ingest stages: used by ``soc hunt`` and by the service's file sources
+(inbox, file, evtx: :class:`soc.ingest.stages.FileStages`).
 
 Picks the source by content (``.evtx`` by its magic bytes, JSON arrays, plain or gzip lines),
 detects the format once per file from its first lines (unless the caller forces one), and
 yields normalized events batch by batch together with the source batch, so the caller can
 acknowledge a batch only after the store has it. Input a source could not turn into a record
-(a corrupt .evtx chunk) is dead-lettered with the source's reason.
+(a corrupt .evtx chunk, a file refused for its content) is dead-lettered with the source's
+reason. Every event carries ``log.file.path``: the file it came from (the batch's ``key``: the
+real path, or for the inbox the path the file was dropped at).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from soc.ingest.deadletter import DeadLetterFile
 from soc.ingest.decode import decode
 from soc.ingest.normalize import SourceContext
 from soc.ingest.parsers import detect_format
-from soc.ingest.pipeline import IngestPipeline
+from soc.ingest.pipeline import IngestPipeline, build_pipeline
+from soc.ingest.sources import SourceError
 from soc.ingest.sources.base import Batch
+from soc.ingest.sources.content import file_kind
 from soc.ingest.sources.evtx import EvtxReader, is_evtx
 from soc.ingest.sources.files import read_file
 from soc.model import Event
@@ -30,15 +35,19 @@ SNIFF_LINES = 50
 
 
 def file_format(path: Path, forced: str = "auto") -> str:
-    """The parser for a file: ``forced`` unless ``auto``; ``json`` for .evtx; else detected."""
+    """The parser for a file: ``forced`` unless ``auto``; ``json`` for .evtx; else detected
+    (``auto``: line by line, when the file cannot be sampled)."""
     if forced != "auto":
         return forced
     if is_evtx(path):
         return "json"
     sample: list[str] = []
-    for batch in read_file(path, batch_size=SNIFF_LINES):
-        sample = [decode(r.raw)[0] for r in itertools.islice(batch, SNIFF_LINES)]
-        break
+    try:
+        for batch in read_file(path, batch_size=SNIFF_LINES):
+            sample = [decode(r.raw)[0] for r in itertools.islice(batch, SNIFF_LINES)]
+            break
+    except (SourceError, OSError, ValueError):  # reported by the reading itself
+        return "auto"
     return detect_format(sample) if sample else "auto"
 
 
@@ -61,22 +70,39 @@ class FileIngestor:
         self._pipelines: dict[str, IngestPipeline] = {}
         self.max_message_bytes = max_message_bytes
         self.source_errors = 0
+        self.refused: list[str] = []  # files whose content is not what their name says, and why
 
     def _pipeline(self, fmt: str) -> IngestPipeline:
         if fmt not in self._pipelines:
-            self._pipelines[fmt] = IngestPipeline(self.context, fmt, self.max_message_bytes, self._dead_letter)
+            self._pipelines[fmt] = build_pipeline(self.context, fmt, max_message_bytes=self.max_message_bytes,
+                                                  dead_letter=self._dead_letter)
         return self._pipelines[fmt]
 
     def events(self, batch: Batch, fmt: str) -> list[Event]:
-        """Events of one source batch; the batch's source errors are dead-lettered."""
+        """Events of one source batch, each with ``log.file.path``; the batch's source errors are
+        dead-lettered."""
         for origin, reason in batch.errors:
             self.source_errors += 1
             if self._dead_letter is not None:
                 self._dead_letter.write(f"source: {reason}", Record(b"", "", datetime.now(UTC), origin))
-        return self._pipeline(fmt).process(batch)
+        events = self._pipeline(fmt).process(batch)
+        if batch.key:
+            for event in events:
+                event["log.file.path"] = batch.key
+        return events
 
     def read(self, path: Path, *, start_offset: int = 0) -> Iterator[tuple[list[Event], int]]:
-        """(events, position) per batch; position is the source's resume point (bytes for text)."""
+        """(events, position) per batch; position is the source's resume point (bytes for text).
+        A file whose content is not what its name says (a ``.evtx`` without the EVTX header, a
+        ``.gz`` that is not gzip) gives nothing: it is dead-lettered and listed in ``refused``."""
+        try:
+            file_kind(path)
+        except SourceError as error:
+            self.source_errors += 1
+            self.refused.append(str(error))
+            if self._dead_letter is not None:
+                self._dead_letter.write(f"source: {error}", Record(b"", "", datetime.now(UTC), str(path)))
+            return
         fmt = file_format(path, self.fmt)
         for batch in source_batches(path, start_offset=start_offset):
             position = batch.position if isinstance(batch.position, int) else 0

@@ -3,6 +3,13 @@
 A source definition says which transport brings the logs, which parser reads them, which agency
 sent them (fixed, or ``by-network`` for a listener shared by many agencies) and which zone their
 naive timestamps are in. The engine never hard-codes a source: analysts add a YAML file.
+
+Definitions are checked when they are loaded (:func:`load_sources`), every file at once: a
+``type`` no source implements (:data:`soc.ingest.registry.REGISTRY`), a ``format`` no parser
+implements (:data:`soc.ingest.parsers.PARSERS`, or ``auto``), an unknown ``timezone``, a field the
+type needs (``path`` for ``tail``, ``file``, ``evtx``) left out, or one ``name`` used twice is
+refused with one :class:`SourceDefinitionError` listing each problem with its file, its source
+and the known values. docs/sources.md describes every type.
 """
 
 from __future__ import annotations
@@ -12,14 +19,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from soc.config import DEFAULT_TIMEZONE, content_dir
 from soc.errors import SocError
 from soc.ingest.normalize import SourceContext
+from soc.ingest.parsers import PARSERS
+from soc.ingest.registry import REGISTRY
 
 BY_NETWORK = "by-network"
 
@@ -43,10 +52,23 @@ class Agency(BaseModel):
         return value
 
 
+def known_formats() -> list[str]:
+    """The ``format`` values a source definition may use."""
+    return ["auto", *PARSERS]
+
+
 class SourceDefinition(BaseModel):
+    """One ``ingest/sources/*.yml`` file. ``type`` is a name of :data:`~soc.ingest.registry.REGISTRY`
+    (what each does: docs/sources.md); ``path`` is what a file source reads (``tail``: the file;
+    ``file``: a file or folder read once; ``evtx``: a folder watched for ``.evtx`` files, or one
+    file; ``inbox``: the drop folder, default ``<data dir>/inbox``); ``listen_udp``/``listen_tcp``
+    override the settings' syslog addresses; ``topic``, ``bootstrap`` and ``group`` say where a
+    ``kafka`` source consumes (default: the ``kafka:`` settings' topic and bootstrap, group
+    ``soc-run-NAME``)."""
+
     model_config = ConfigDict(extra="forbid")
     name: str
-    type: Literal["syslog", "inbox", "tail", "file", "evtx", "kafka"]
+    type: str
     format: str = "auto"
     agency: str = "unknown"
     timezone: str = DEFAULT_TIMEZONE
@@ -55,12 +77,39 @@ class SourceDefinition(BaseModel):
     listen_udp: str | None = None
     listen_tcp: str | None = None
     topic: str | None = None
+    bootstrap: str | None = None
+    group: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        if value not in REGISTRY.types:
+            raise ValueError(f"unknown source type {value!r}: known types are {', '.join(REGISTRY.names())}")
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in known_formats():
+            raise ValueError(f"unknown format {value!r}: known formats are {', '.join(known_formats())}")
+        return value
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        ZoneInfo(value)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                             f"{DEFAULT_TIMEZONE}") from None
         return value
+
+    @model_validator(mode="after")
+    def _needs(self) -> SourceDefinition:
+        missing = [f for f in REGISTRY.get(self.type).needs if not getattr(self, f, None)]
+        if missing:
+            raise ValueError(f"a {self.type} source needs {' and '.join(repr(f) for f in missing)}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -118,25 +167,65 @@ def load_agencies(ingest_dir: Path | None = None) -> Agencies:
     return Agencies(agencies, unknown)
 
 
+def _problems(path: Path, data: object, error: ValidationError | TypeError) -> list[str]:
+    """``path: source 'name': field: message`` for each thing wrong in one definition file."""
+    name = data.get("name") if isinstance(data, dict) else None
+    where = f"{path}: source {name!r}" if isinstance(name, str) else f"{path}"
+    if isinstance(error, TypeError):
+        return [f"{where}: expected a mapping of settings ({error})"]
+    out = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown field (known: {', '.join(SourceDefinition.model_fields)})"
+        out.append(f"{where}: {field + ': ' if field else ''}{message}")
+    return out
+
+
 def load_sources(ingest_dir: Path | None = None) -> list[SourceDefinition]:
+    """Every ``sources/*.yml`` of the ingest folder, checked (see the module docstring); one
+    :class:`SourceDefinitionError` lists the problems of every file."""
     folder = (ingest_dir or content_dir("ingest")) / "sources"
-    sources = []
+    sources: list[SourceDefinition] = []
+    problems: list[str] = []
+    names: dict[str, Path] = {}
     for path in sorted(folder.glob("*.yml")):
-        data = _read_yaml(path)
         try:
-            sources.append(SourceDefinition(**(data or {})))  # type: ignore[arg-type]
+            data = _read_yaml(path)
+        except SourceDefinitionError as error:
+            problems.append(str(error))
+            continue
+        try:
+            source = SourceDefinition(**(data or {}))  # type: ignore[arg-type]
         except (ValidationError, TypeError) as error:
-            raise SourceDefinitionError(f"{path}: {error}") from error
+            problems += _problems(path, data, error)
+            continue
+        if source.name in names:
+            problems.append(f"{path}: source {source.name!r}: the name is already used by {names[source.name]} "
+                            "(names key each source's state and events: make them unique)")
+            continue
+        names[source.name] = path
+        sources.append(source)
+    if problems:
+        raise SourceDefinitionError("\n".join(problems))
     return sources
+
+
+def agency_context(agencies: Agencies, *, source: str, agency: str | None, zone: ZoneInfo | str,
+                   dataset: str | None = None) -> SourceContext:
+    """The normalization context for records of ``source`` sent by ``agency`` (an id of
+    ``agencies.yml``; ``None`` or ``by-network``: found from each record's sender address, else
+    the ``unknown`` agency). Shared by source definitions and the Kafka wire format."""
+    zone = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+    if agency is None or agency == BY_NETWORK:
+        return SourceContext(source=source, agency_id=agencies.unknown.id, agency_name=agencies.unknown.name,
+                             agency_resolver=agencies.resolver(), zone=zone, dataset=dataset)
+    found = agencies.by_id(agency)
+    return SourceContext(source=source, agency_id=found.id, agency_name=found.name, zone=zone, dataset=dataset)
 
 
 def context_for(source: SourceDefinition, agencies: Agencies) -> SourceContext:
     """The normalization context of a source: its agency (or resolver), zone and dataset."""
-    zone = ZoneInfo(source.timezone)
-    if source.agency == BY_NETWORK:
-        return SourceContext(source=source.name, agency_id=agencies.unknown.id,
-                             agency_name=agencies.unknown.name, agency_resolver=agencies.resolver(),
-                             zone=zone, dataset=source.dataset)
-    agency = agencies.by_id(source.agency)
-    return SourceContext(source=source.name, agency_id=agency.id, agency_name=agency.name, zone=zone,
-                         dataset=source.dataset)
+    return agency_context(agencies, source=source.name, agency=source.agency, zone=source.timezone,
+                          dataset=source.dataset)

@@ -37,7 +37,7 @@ from soc.errors import SocError
 from soc.ingest import Record
 from soc.ingest.normalize import SourceContext
 from soc.ingest.parsers import PARSERS
-from soc.ingest.sourcedefs import Agencies
+from soc.ingest.sourcedefs import Agencies, agency_context
 from soc.model import kafka_event_id
 
 H_AGENCY = "soc.agency"
@@ -101,8 +101,13 @@ def _zone_ok(name: str) -> bool:
 
 
 def inspect(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None,
-            agencies: Agencies, default_zone: str) -> tuple[ContextKey, str | None]:
-    """(context key, peer) of a record, or :class:`Malformed` with the reason."""
+            agencies: Agencies, default_zone: str, *, default_agency: str | None = None,
+            default_source: str | None = None, default_format: str = "auto") -> tuple[ContextKey, str | None]:
+    """(context key, peer) of a record, or :class:`Malformed` with the reason.
+
+    The ``default_*`` values stand in for a missing key or header (the embedded service's
+    ``kafka`` source passes its definition's agency, name and format); without them a record
+    with no key, no ``soc.agency`` and no ``soc.peer`` is from the ``unknown`` agency."""
     if value is None:
         raise Malformed("malformed record: no value (a tombstone or an empty produce); nothing to store")
     h = header_map(headers) if headers else {}
@@ -110,7 +115,7 @@ def inspect(topic: str, key: bytes | None, value: bytes | None, headers: list[tu
     if agency:
         agency = agency.split("/", 1)[0]
     else:
-        agency = _text(h.get(H_AGENCY), f"{H_AGENCY} header") or None
+        agency = _text(h.get(H_AGENCY), f"{H_AGENCY} header") or default_agency or None
     peer = _text(h.get(H_PEER), f"{H_PEER} header") or None
     if agency is not None:
         try:
@@ -120,14 +125,14 @@ def inspect(topic: str, key: bytes | None, value: bytes | None, headers: list[tu
                             "ingest/agencies.yml, then replay the dead letters") from None
     elif peer is None:
         agency = agencies.unknown.id
-    fmt = _text(h.get(H_FORMAT), f"{H_FORMAT} header") or "auto"
+    fmt = _text(h.get(H_FORMAT), f"{H_FORMAT} header") or default_format
     if fmt != "auto" and fmt not in PARSERS:
         raise Malformed(f"malformed record: unknown format {fmt!r} in the {H_FORMAT} header "
                         f"(use auto, {', '.join(PARSERS)})")
     zone = _text(h.get(H_TIMEZONE), f"{H_TIMEZONE} header") or default_zone
     if zone != default_zone and not _zone_ok(zone):
         raise Malformed(f"malformed record: unknown time zone {zone!r} in the {H_TIMEZONE} header")
-    source = _text(h.get(H_SOURCE), f"{H_SOURCE} header") or f"kafka:{topic}"
+    source = _text(h.get(H_SOURCE), f"{H_SOURCE} header") or default_source or f"kafka:{topic}"
     return ContextKey(agency, source, fmt, zone), peer
 
 
@@ -141,10 +146,7 @@ def to_record(topic: str, partition: int, offset: int, timestamp_ms: int | None,
                   origin=f"{topic}/{partition}/{offset}", peer=peer)
 
 
-def context_for(key: ContextKey, agencies: Agencies) -> SourceContext:
-    zone = ZoneInfo(key.zone)
-    if key.agency is None:  # by the sender's network, as the syslog listener does
-        return SourceContext(source=key.source, agency_id=agencies.unknown.id, agency_name=agencies.unknown.name,
-                             agency_resolver=agencies.resolver(), zone=zone)
-    agency = agencies.by_id(key.agency)
-    return SourceContext(source=key.source, agency_id=agency.id, agency_name=agency.name, zone=zone)
+def context_for(key: ContextKey, agencies: Agencies, dataset: str | None = None) -> SourceContext:
+    """The normalization context of records with this key (``agency`` None: by the sender's
+    network, as the syslog listener does)."""
+    return agency_context(agencies, source=key.source, agency=key.agency, zone=key.zone, dataset=dataset)

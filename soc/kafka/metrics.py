@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from soc.net import listen_address
+
 log = logging.getLogger("soc.kafka.metrics")
 
 
@@ -153,8 +155,6 @@ class MetricsServer:
 
     def announce(self) -> None:
         """Log where the endpoint listens: info on loopback, a warning when others can reach it."""
-        from soc.ui import listen_address
-
         where = listen_address(self.host, self.port)
         if ipaddress.ip_address(self.host).is_loopback:
             log.info("metrics listen on %s: GET /metrics, /metrics.json (set kafka.metrics_host or "

@@ -66,132 +66,25 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from soc.ingest import Record
-from soc.ingest.pipeline import IngestPipeline
+from soc.ingest.pipeline import IngestPipeline, build_pipeline
 from soc.ingest.sourcedefs import Agencies, load_agencies
 from soc.kafka import deadletters as dl
+from soc.kafka.config import WorkerConfig, open_event_store
+from soc.kafka.consumer import consumer_options
 from soc.kafka.messages import ContextKey, Coordinates, Malformed, context_for, inspect, to_record
 from soc.kafka.metrics import MetricsServer, WorkerMetrics
+from soc.kafka.pending import DeadLetterStandIn, PendingBatch
 from soc.model import Event
 from soc.retry import Backoff
-from soc.secrets import mask_url
-from soc.store import open_store
 from soc.store.base import Store, StoreError, WriteResult
+
+__all__ = ["IngestWorker", "WorkerConfig", "open_event_store"]
 
 log = logging.getLogger("soc.kafka.worker")
 
-
-@dataclass
-class WorkerConfig:
-    """Everything a worker needs; :meth:`from_settings` fills it from :class:`soc.config.Settings`."""
-
-    bootstrap: str
-    topics: list[str]
-    group: str
-    store_url: str = field(repr=False)  # may carry the password: show display_store_url
-    dead_letter_topic: str
-    batch_size: int = 5000
-    max_message_bytes: int = 65536
-    invalid_utf8: str = "dead-letter"
-    index_prefix: str = "soc"
-    index_replicas: int | None = None
-    timezone: str = "Asia/Ho_Chi_Minh"
-    max_poll_interval_ms: int = 300_000
-    session_timeout_ms: int = 45_000
-    retry_max_seconds: float = 30.0
-    stop_grace: float = 10.0
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    metrics_interval_seconds: float = 30.0
-    client_id: str = "soc-ingest"
-    write_timeout: float = 60.0
-
-    @property
-    def display_store_url(self) -> str:
-        """The store URL fit to show and log (password masked)."""
-        return mask_url(self.store_url)
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> WorkerConfig:
-        """The settings' values, ``overrides`` (not None) on top; the store URL gets the settings'
-        store password (:meth:`soc.config.Settings.store_connect_url`)."""
-        k = settings.kafka
-        values: dict[str, Any] = dict(
-            bootstrap=k.bootstrap, topics=[k.topic], group=k.group,
-            store_url=settings.store_connect_url(overrides.pop("store_url", None)),
-            dead_letter_topic=k.dead_letter_topic, batch_size=k.batch_size, max_message_bytes=k.max_message_bytes,
-            invalid_utf8=k.invalid_utf8, index_prefix=k.index_prefix, index_replicas=k.index_replicas, timezone=settings.timezone,
-            max_poll_interval_ms=k.max_poll_interval_ms, session_timeout_ms=k.session_timeout_ms,
-            retry_max_seconds=k.retry_max_seconds,
-            metrics_port=k.metrics_port, metrics_host=k.metrics_host,
-            metrics_interval_seconds=k.metrics_interval_seconds)
-        values.update({key: v for key, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
-def open_event_store(url: str, prefix: str = "soc", write_timeout: float = 60.0,
-                     replicas: int | None = None) -> Store:
-    """The store for ``url`` with the index prefix, replicas and a bounded write timeout (a store
-    takes the options that apply to it)."""
-    return open_store(url, prefix=prefix, write_timeout=write_timeout, replicas=replicas)
-
-
-class _DeadLetterSink:
-    """Stands in for the pipeline's dead-letter file: remembers why a record was refused."""
-
-    def __init__(self) -> None:
-        self.last: tuple[str, str] | None = None  # (event id, reason)
-
-    def write(self, reason: str, record: Record) -> None:
-        self.last = (record.event_id, reason)
-
-
-class _Batch:
-    """Records taken from Kafka and not yet committed, with what is still open per partition."""
-
-    def __init__(self) -> None:
-        self.events: dict[str, Event] = {}               # id -> document still to write
-        self.where: dict[str, tuple[Any, int]] = {}      # id -> (TopicPartition, offset)
-        self.raw: dict[str, Any] = {}                    # id -> ConsumerRecord (for dead letters)
-        self.dead: list[tuple[dl.DeadLetter, Any]] = []  # dead letters not yet acknowledged, with tp
-        self.open: dict[Any, set[int]] = defaultdict(set)  # tp -> offsets not settled yet
-        self.end: dict[Any, int] = {}                    # tp -> offset after the last record taken
-
-    def unsettled(self) -> bool:
-        return any(self.open.values())
-
-    def commit_targets(self, committed: dict[Any, int]) -> dict[Any, int]:
-        """Per partition: the first unsettled offset, else the end; only where it moved on."""
-        out = {}
-        for tp, end in self.end.items():
-            still = self.open.get(tp)
-            target = min(still) if still else end
-            if target > committed.get(tp, -1):
-                out[tp] = target
-        return out
-
-    def release(self, partitions: set[Any]) -> dict[Any, int]:
-        """Forget the revoked partitions; returns tp -> first unsettled offset (to rewind to)."""
-        rewind = {}
-        for tp in partitions:
-            still = self.open.pop(tp, None)
-            if still:
-                rewind[tp] = min(still)
-            self.end.pop(tp, None)
-        if rewind:
-            gone = [i for i, (tp, _) in self.where.items() if tp in partitions]
-            for id_ in gone:
-                self.events.pop(id_, None)
-                self.raw.pop(id_, None)
-                del self.where[id_]
-            self.dead = [(d, tp) for d, tp in self.dead if tp not in partitions]
-        return rewind
-
-    def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+_Batch = PendingBatch  # the name the unit tests use
 
 
 class IngestWorker:
@@ -208,11 +101,11 @@ class IngestWorker:
         self._consumer_factory = consumer_factory
         self.consumer: Any = None
         self.producer: Any = None
-        self.batch = _Batch()
+        self.batch = PendingBatch()
         self.committed: dict[Any, int] = {}
         self._stopping = False
         self._stop_at: float | None = None
-        self._pipelines: dict[ContextKey, tuple[IngestPipeline, _DeadLetterSink]] = {}
+        self._pipelines: dict[ContextKey, tuple[IngestPipeline, DeadLetterStandIn]] = {}
         self._inspect_cache: dict[tuple[Any, ...], tuple[ContextKey, str | None] | str] = {}
         #: waits while the store refuses documents: 0.5 s doubling up to retry_max_seconds, +-25 %
         self.backoff = Backoff(base=0.5, factor=2.0, max=config.retry_max_seconds, jitter=0.25)
@@ -229,13 +122,9 @@ class IngestWorker:
         from kafka import KafkaConsumer
 
         c = self.config
-        options = dict(
-            bootstrap_servers=c.bootstrap, group_id=c.group, client_id=c.client_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=c.batch_size, max_poll_interval_ms=c.max_poll_interval_ms,
-            session_timeout_ms=c.session_timeout_ms, heartbeat_interval_ms=max(1000, c.session_timeout_ms // 10),
-            max_partition_fetch_bytes=2 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024,
-            check_crcs=False)
+        options = consumer_options(c.bootstrap, c.group, client_id=c.client_id, batch_size=c.batch_size,
+                                   max_poll_interval_ms=c.max_poll_interval_ms,
+                                   session_timeout_ms=c.session_timeout_ms)
         factory = self._consumer_factory or KafkaConsumer
         return factory(**options)
 
@@ -424,12 +313,12 @@ class IngestWorker:
         for key, items in groups.items():
             self._process(tp, key, items)
 
-    def _pipeline(self, key: ContextKey) -> tuple[IngestPipeline, _DeadLetterSink]:
+    def _pipeline(self, key: ContextKey) -> tuple[IngestPipeline, DeadLetterStandIn]:
         found = self._pipelines.get(key)
         if found is None:
-            sink = _DeadLetterSink()
-            pipeline = IngestPipeline(context_for(key, self.agencies), key.fmt, self.config.max_message_bytes,
-                                      sink)  # type: ignore[arg-type]  (duck-typed dead-letter file)
+            sink = DeadLetterStandIn()
+            pipeline = build_pipeline(context_for(key, self.agencies), key.fmt,
+                                      max_message_bytes=self.config.max_message_bytes, dead_letter=sink)
             found = self._pipelines[key] = (pipeline, sink)
         return found
 

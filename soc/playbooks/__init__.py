@@ -3,7 +3,8 @@
 * :mod:`.model` -- the format and its validation;
 * :mod:`.template` -- sandboxed Jinja2 arguments and conditions;
 * :mod:`.registry` and :mod:`.actions` -- what a step may do;
-* :mod:`.runner` -- runs: idempotency keys, leases, resume, the append-only record;
+* :mod:`.runner` -- runs: idempotency keys, leases, resume, the append-only record (its parts:
+  :mod:`.runs`, :mod:`.triggers`, :mod:`.steps`, :mod:`.resume`, :mod:`.record`);
 * :mod:`.schedule` -- scheduled playbooks and the recovery sweep in ``soc run``.
 
 See ``docs/playbooks.md``.

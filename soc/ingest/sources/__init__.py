@@ -2,7 +2,7 @@
 
 A source frames (lines, RFC 6587 frames, datagrams, JSON array elements, .evtx records) and
 never parses content. Each yields :class:`Batch` es (``list[Record]`` plus a resume position,
-``final`` and ``errors``) and keeps :class:`SourceCounters`.
+``final``, ``errors`` and ``failed``) and keeps :class:`SourceCounters`.
 
 =====================  =========================  ===============================================
 module                 entry point                delivery guarantee
@@ -10,10 +10,18 @@ module                 entry point                delivery guarantee
 :mod:`.files`          :func:`read_file`          at-least-once, idempotent (ids from file+offset)
 :mod:`.tail`           :class:`FileTail`          at-least-once, idempotent; position saved on ack
 :mod:`.inbox`          :class:`Inbox`             at-least-once, idempotent; file moved on ack
+:mod:`.fileset`        :class:`FileSet`           at-least-once, idempotent; files read in place,
+                                                  progress saved on ack (``file``, ``evtx`` types)
 :mod:`.evtx`           :class:`EvtxReader`        at-least-once, idempotent; corrupt records
                                                   reported in ``batch.errors``
 :mod:`.syslog`         :class:`SyslogListener`    at-most-once (syslog has no acknowledgement)
 =====================  =========================  ===============================================
+
+:mod:`.content` checks a file's content against its name (a ``.evtx`` without the EVTX header, a
+``.gz`` that is not gzip are refused) and picks its reader. :mod:`.contract` says what every
+source of the embedded flow does (:class:`~.contract.Source`) and how source types are registered;
+:mod:`.kinds` adapts the readers above to it (the ``syslog``, ``inbox``, ``tail``, ``file`` and
+``evtx`` types).
 
 Messages longer than a source's hard cap are kept truncated and marked (:func:`truncated_size`),
 never dropped silently.
@@ -31,6 +39,7 @@ from soc.ingest.sources.base import (
 )
 from soc.ingest.sources.evtx import EvtxReader, read_evtx
 from soc.ingest.sources.files import iter_records, read_file
+from soc.ingest.sources.fileset import FileSet
 from soc.ingest.sources.framing import Frame, SyslogFramer
 from soc.ingest.sources.inbox import Inbox
 from soc.ingest.sources.syslog import ListenerCounters, SyslogListener, server_tls_context
@@ -40,6 +49,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "Batch",
     "EvtxReader",
+    "FileSet",
     "FileTail",
     "Frame",
     "Inbox",

@@ -50,9 +50,12 @@ class Batch(list[Record]):
     ``position`` is source-specific and opaque to the caller: a byte offset (file lines, in the
     decompressed stream for gzip), an element index (JSON arrays), a record count (.evtx), or a
     dict (tail: file identity and offset). ``key`` names the input the batch came from.
+    ``failed`` (on a final batch) says why the input could not be read to its end -- refused
+    (its content is not what its name says) or broken off; ``None`` when it was read to its end,
+    which may still have skipped unreadable parts (those are in ``errors``: a *partial* file).
     """
 
-    __slots__ = ("key", "position", "final", "errors")
+    __slots__ = ("key", "position", "final", "errors", "failed")
 
     def __init__(
         self,
@@ -62,17 +65,19 @@ class Batch(list[Record]):
         position: Any = None,
         final: bool = False,
         errors: list[tuple[str, str]] | None = None,
+        failed: str | None = None,
     ) -> None:
         super().__init__(records or ())
         self.key = key
         self.position = position
         self.final = final
         self.errors: list[tuple[str, str]] = errors if errors is not None else []
+        self.failed = failed
 
     def __repr__(self) -> str:
         return (
             f"Batch({len(self)} records, key={self.key!r}, position={self.position!r}, "
-            f"final={self.final}, errors={len(self.errors)})"
+            f"final={self.final}, errors={len(self.errors)}, failed={self.failed!r})"
         )
 
 

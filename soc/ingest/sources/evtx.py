@@ -12,8 +12,15 @@ excluded); pass it back as ``start`` to resume.
 
 Corrupt input never stops the file: a chunk or record the library cannot parse is skipped and
 reported in ``batch.errors`` (and :attr:`EvtxReader.errors`) as ``(origin, reason)`` for the
-caller to dead-letter, and counted in ``counters.errors``. Only a file that is not an .evtx at all
-(bad file header) raises :class:`SourceError`. Records are read in file order (``threads=1`` by
+caller to dead-letter, and counted in ``counters.errors``. So is a **truncated** file: one
+shorter than the chunks its file header declares (a copy cut short) -- the library reads the
+chunks that are there and would say nothing of the rest. Only a file that is not an .evtx at all
+(bad file header) raises :class:`SourceError`.
+
+``time_ids=True`` puts the record's creation time into its id as well
+(``record_event_id(f"{id_path}@{timestamp}", event_record_id)``): for a file exported again and
+again under one name (a grown export holds the same records, with the same ids; a log that was
+cleared starts its record numbers again, with new times, so new ids). Records are read in file order (``threads=1`` by
 default so that one reader uses one core; raise it for large archives).
 """
 
@@ -38,6 +45,7 @@ MAX_CONSECUTIVE_ERRORS = 10_000
 
 CHUNK_SIZE = 0x10000
 FIRST_CHUNK = 0x1000
+HEADER_CHUNK_COUNT = 42  # offset of the file header's chunk count (u16)
 _WHERE = re.compile(r"(record|chunk) number (\d+)")
 
 
@@ -53,6 +61,27 @@ def declared_ranges(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
                     ranges.append((first, last))
             fh.seek(CHUNK_SIZE - 40, os.SEEK_CUR)
     return sorted(ranges)
+
+
+def declared_chunks(path: str | os.PathLike[str]) -> int:
+    """The number of chunks the file header declares (0 if the header is cut short)."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEADER_CHUNK_COUNT + 2)
+    return struct.unpack_from("<H", head, HEADER_CHUNK_COUNT)[0] if len(head) == HEADER_CHUNK_COUNT + 2 else 0
+
+
+def truncation(path: str | os.PathLike[str]) -> str | None:
+    """Why the file is shorter than its header says, or None (a file may be longer: a log not
+    closed cleanly has more chunks than its header counts)."""
+    size = os.path.getsize(path)
+    chunks = declared_chunks(path)
+    expected = FIRST_CHUNK + chunks * CHUNK_SIZE
+    if size >= expected:
+        return None
+    whole = max(0, (size - FIRST_CHUNK) // CHUNK_SIZE)
+    return (f"truncated: the file header declares {chunks} chunks ({expected} bytes) but the file has "
+            f"{size} bytes; {chunks - whole} chunk(s) are missing or cut short and their records cannot "
+            "be read (copy the complete file again)")
 
 
 def is_evtx(path: str | os.PathLike[str]) -> bool:
@@ -74,9 +103,11 @@ class EvtxReader:
         threads: int = 1,
         id_path: str | None = None,
         counters: SourceCounters | None = None,
+        time_ids: bool = False,
     ) -> None:
         self.path = os.path.realpath(path)
         self.id_path = id_path or self.path
+        self.time_ids = time_ids
         self.batch_size = batch_size
         self.threads = threads
         self.counters = counters if counters is not None else SourceCounters()
@@ -155,12 +186,16 @@ class EvtxReader:
                     f"{last - first + 1 - got} of the {last - first + 1} records this chunk "
                     "declares were not returned by the parser (damaged record header?)",
                 )
+        cut = truncation(self.path)
+        if cut is not None:
+            self._error(f"{self.path}#end", cut)
 
     def _record(self, item: dict[str, Any]) -> Record:
         rid = item.get("event_record_id")
         data = item["data"]
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-        return Record(raw, record_event_id(self.id_path, rid), now_utc(), f"{self.path}#{rid}")
+        id_path = f"{self.id_path}@{item.get('timestamp')}" if self.time_ids else self.id_path
+        return Record(raw, record_event_id(id_path, rid), now_utc(), f"{self.path}#{rid}")
 
     def _where(self, message: str, last_id: int | None) -> str:
         m = _WHERE.search(message)

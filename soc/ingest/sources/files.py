@@ -19,7 +19,9 @@ What a file may be, and what one record is:
 - **gzip** (detected by its magic bytes, whatever the name): the same, over the *decompressed*
   stream: offsets, ids and ``position`` count decompressed bytes. Resuming re-decompresses from
   the start up to the offset (constant memory, linear time). Concatenated members are read as
-  one stream.
+  one stream. A stream that is cut short or damaged yields every line decompressed before the
+  damage (:class:`_GzipStream` hands over what it has before it reports the error), then raises
+  :class:`SourceError` naming the decompressed offset.
 - **One JSON array** (the first non-blank byte is ``[`` followed by ``{`` or ``]``, e.g. a
   Suricata ``alerts-only.json``, pretty-printed or not): one record per array element, raw = the
   element as compact JSON bytes (re-serialized: key order, strings and number text kept,
@@ -36,7 +38,6 @@ Not supported: non-regular files (FIFOs, devices would block; :class:`SourceErro
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import stat
@@ -121,7 +122,72 @@ def _sniff(real: str) -> tuple[bool, bytes]:
 
 
 def _open(real: str, is_gzip: bool) -> IO[bytes]:
-    return gzip.open(real, "rb") if is_gzip else open(real, "rb")
+    return _GzipStream(real) if is_gzip else open(real, "rb")  # type: ignore[return-value]
+
+
+class _GzipStream:
+    """A gzip file read as its decompressed stream (members concatenated), like ``gzip.open``
+    but without losing what was decompressed before a damaged or missing part: ``read`` returns
+    those bytes first and raises (``EOFError`` for a stream cut short, ``zlib.error`` or
+    ``OSError`` for damage) only when nothing decompressed is left. ``seek`` goes forward only
+    (reading and discarding), which is all resuming needs."""
+
+    RAW_CHUNK = 64 * 1024
+
+    def __init__(self, real: str) -> None:
+        self._fh = open(real, "rb")  # noqa: SIM115 - closed by close()
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._buf = bytearray()
+        self._pos = 0
+        self._error: BaseException | None = None
+        self._done = False
+
+    def _fill(self, n: int) -> None:
+        while len(self._buf) < n and not self._done:
+            raw = self._fh.read(self.RAW_CHUNK)
+            if not raw:
+                self._done = True
+                if not self._d.eof:
+                    self._error = EOFError("Compressed file ended before the end-of-stream marker was reached")
+                return
+            try:
+                while raw:
+                    if self._d.eof:  # the next member of a concatenated file
+                        if raw[:2] != GZIP_MAGIC:
+                            raise OSError("not a gzip member after decompressed offset "
+                                          f"{self._pos + len(self._buf)}")
+                        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    self._buf += self._d.decompress(raw)
+                    raw = self._d.unused_data
+            except (zlib.error, OSError) as exc:
+                self._error, self._done = exc, True
+
+    def read(self, n: int = -1) -> bytes:
+        want = n if n >= 0 else 1 << 62
+        self._fill(want)
+        if not self._buf and self._error is not None:
+            raise self._error
+        out = bytes(self._buf[:want])
+        del self._buf[:want]
+        self._pos += len(out)
+        return out
+
+    def seek(self, offset: int) -> int:
+        if offset < self._pos:
+            raise OSError(f"cannot seek back to {offset} in a gzip stream at {self._pos}")
+        while self._pos < offset:
+            if not self.read(min(CHUNK_BYTES, offset - self._pos)):
+                raise EOFError(f"the decompressed stream ends at {self._pos}, before offset {offset}")
+        return self._pos
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> _GzipStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _looks_like_json_array(head: bytes) -> bool:

@@ -13,11 +13,16 @@ complete to be safe). "Not changed" is observed, not computed from the file's mo
 the size and mtime must stay the same across polls for ``settle_seconds`` of this process's
 monotonic clock, so a drop folder on a network share whose server clock is ahead or behind
 (files from the "future", or already "old" while still being copied) settles all the same. A
-one-pass read (``follow=False``) waits for the files present to settle, then reads them. Then it is read by :func:`.files.read_file` (lines, gzip, JSON array) or
-:class:`.evtx.EvtxReader` (``.evtx``, by its header), and its last batch comes with
-``final=True``. When that batch is acknowledged the file moves to ``inbox/done/``, or, if it could
-not be read to its end, to ``inbox/failed/`` next to ``NAME.error.txt`` saying why (the records
-before the failure have been delivered; put the fixed file back into ``inbox/`` to retry).
+one-pass read (``follow=False``) waits for the files present to settle, then reads them. Then it is read by its content (:mod:`.content`): :func:`.files.read_file` (lines, gzip,
+JSON array) or :class:`.evtx.EvtxReader` (``.evtx``, by its header); a file whose content is not
+what its name says (a ``.evtx`` without the EVTX header, a ``.gz`` that is not gzip) is refused
+unread. Its last batch comes with ``final=True`` (and ``failed`` saying why when it was refused or
+broken off; the reason is also in the batch's ``errors``, for the dead-letter file). When that batch
+is acknowledged the file moves to ``inbox/done/``, or, if it could not be read to its end, to
+``inbox/failed/`` next to ``NAME.error.txt`` saying why (the records before the failure have been
+delivered; put the fixed file back into ``inbox/`` to retry). A damaged .evtx whose unreadable
+chunks were skipped was read to its end: it goes to ``done/``, its skipped parts are in the final
+batches' ``errors``.
 
 Delivery guarantee: **at-least-once, idempotent**. Progress is written to a state file
 (``inbox/.state.json``) only by :meth:`Inbox.ack`; after a restart a partly ingested file
@@ -43,8 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from soc.ingest.sources.base import DEFAULT_BATCH_SIZE, Batch, SourceCounters, SourceError
-from soc.ingest.sources.evtx import EvtxReader, is_evtx
-from soc.ingest.sources.files import read_file
+from soc.ingest.sources.content import read_input
 from soc.ingest.sources.state import load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -53,10 +57,11 @@ FINGERPRINT_BYTES = 64 * 1024
 SKIP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
 
 
-def fingerprint(path: str | os.PathLike[str]) -> str:
-    """Hash of the file's first 64 KiB: its identity in event ids and in the state file."""
+def fingerprint(path: str | os.PathLike[str], size: int = FINGERPRINT_BYTES) -> str:
+    """Hash of the file's first ``size`` bytes (64 KiB): its identity in event ids and in the
+    state file."""
     with open(path, "rb") as fh:
-        return hashlib.blake2b(fh.read(FINGERPRINT_BYTES), digest_size=10).hexdigest()
+        return hashlib.blake2b(fh.read(size), digest_size=10).hexdigest()
 
 
 class Inbox:
@@ -177,12 +182,8 @@ class Inbox:
         log.info("inbox: reading %s from position %s", path.name, start)
         prev: Batch | None = None
         try:
-            if is_evtx(path):
-                source = EvtxReader(path, batch_size=self.batch_size, id_path=id_path,
-                                    counters=self.counters).batches(start=start)
-            else:
-                source = read_file(path, start_offset=start, batch_size=self.batch_size,
-                                   id_path=id_path, counters=self.counters, **self.read_options)
+            source = read_input(path, start=start, batch_size=self.batch_size, id_path=id_path,
+                                counters=self.counters, **self.read_options)
             for batch in source:
                 batch.key = key
                 if prev is not None:
@@ -196,6 +197,7 @@ class Inbox:
         final = prev if prev is not None else Batch(key=key, position=start)
         final.final = True
         if key in self._errors:
+            final.failed = self._errors[key]
             final.errors.append((f"{key}:{final.position}", self._errors[key]))
         yield final
 
@@ -214,8 +216,8 @@ class Inbox:
                 f"file: {path.name}\n"
                 f"failed at: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
                 f"error: {error}\n\n"
-                "Records before the error were ingested. Fix the file and move it back into "
-                "the inbox folder to ingest it again (records already stored are not "
+                "Records before the error (if any) were ingested. Fix the file and move it back "
+                "into the inbox folder to ingest it again (records already stored are not "
                 "duplicated).\n",
                 encoding="utf-8",
             )

@@ -1,0 +1,93 @@
+"""Document collections in the embedded store: the ``docs`` table keyed by ``(collection, id)``
+with a version for compare-and-set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from soc.store.base import Conflict, Doc
+from soc.store.sqlite_schema import SQLiteHost
+from soc.store.sqlite_sql import _doc_field_sql, _transaction
+
+
+class SQLiteDocuments(SQLiteHost):
+    """The document half of the store protocol; a part of :class:`~soc.store.sqlite.SQLiteStore`."""
+
+    def create(self, collection: str, id: str, body: dict[str, Any]) -> bool:
+        conn = self._conn()
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO docs (collection, id, version, body) VALUES (?, ?, 1, ?)",
+            (collection, id, orjson.dumps(body).decode()))
+        return cursor.rowcount == 1
+
+    def get(self, collection: str, id: str) -> Doc | None:
+        row = self._conn().execute(
+            "SELECT version, body FROM docs WHERE collection = ? AND id = ?", (collection, id)).fetchone()
+        return Doc(id, row[0], orjson.loads(row[1])) if row else None
+
+    def put(self, collection: str, id: str, body: dict[str, Any], expected_version: int | None = None) -> int:
+        text = orjson.dumps(body).decode()
+        conn = self._conn()
+        with _transaction(conn, immediate=True):
+            row = conn.execute("SELECT version FROM docs WHERE collection = ? AND id = ?",
+                               (collection, id)).fetchone()
+            current = row[0] if row else 0
+            if expected_version is not None and expected_version != current:
+                raise Conflict(f"{collection}/{id}: expected version {expected_version}, found {current}")
+            conn.execute(
+                "INSERT INTO docs (collection, id, version, body) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, body = excluded.body",
+                (collection, id, current + 1, text))
+        return current + 1
+
+    def delete(self, collection: str, id: str) -> bool:
+        cursor = self._conn().execute("DELETE FROM docs WHERE collection = ? AND id = ?", (collection, id))
+        return cursor.rowcount == 1
+
+    def find(
+        self,
+        collection: str,
+        where: dict[str, Any] | None = None,
+        *,
+        time_field: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        sort: str | None = None,
+        descending: bool = False,
+        limit: int = 1000,
+    ) -> list[Doc]:
+        clauses, params = ["collection = ?"], [collection]
+        for field, value in (where or {}).items():
+            path = _doc_field_sql(field)
+            if isinstance(value, (list, tuple, set)):
+                values = list(value)
+                if not values:
+                    return []
+                clauses.append(f"{path} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+            elif value is None:
+                clauses.append(f"{path} IS NULL")
+            else:
+                clauses.append(f"{path} = ?")
+                params.append(value)
+        if time_field and start is not None:
+            clauses.append(f"{_doc_field_sql(time_field)} >= ?")
+            params.append(start)
+        if time_field and end is not None:
+            clauses.append(f"{_doc_field_sql(time_field)} < ?")
+            params.append(end)
+        order = ""
+        if sort:
+            order = f" ORDER BY {_doc_field_sql(sort)} {'DESC' if descending else 'ASC'}, id"
+        sql = f"SELECT id, version, body FROM docs WHERE {' AND '.join(clauses)}{order} LIMIT ?"
+        params.append(limit)
+        return [Doc(r[0], r[1], orjson.loads(r[2])) for r in self._conn().execute(sql, params)]
+
+    def iter_all(self, collection: str) -> Iterator[Doc]:
+        cursor = self._conn().execute(
+            "SELECT id, version, body FROM docs WHERE collection = ? ORDER BY id", (collection,))
+        for id_, version, body in cursor:
+            yield Doc(id_, version, orjson.loads(body))
