@@ -66,8 +66,8 @@ def same_documents(topic: str, n: int, prefix: str) -> list[tuple[str, str, byte
     """(index, id, body) of the documents the worker stores for this topic, as the store writes them."""
     import orjson
 
+    from soc.agencies import load_agencies
     from soc.ingest.pipeline import IngestPipeline
-    from soc.ingest.sourcedefs import load_agencies
     from soc.kafka.messages import context_for, inspect, to_record
     from soc.model import iso, now_utc
 

@@ -147,16 +147,15 @@ def _check_secrets(settings: Settings, checked: SettingsCheck, report: ConfigRep
 
 # -- ingest ----------------------------------------------------------------------------------------
 def _check_sources(settings: Settings, ingest: Path, report: ConfigReport) -> None:
+    from soc.agencies import AgencyTree, load_agencies
     from soc.ingest.sourcedefs import (
         BY_NETWORK,
-        Agencies,
         SourceDefinition,
         context_for,
-        load_agencies,
         load_sources,
     )
 
-    agencies: Agencies | None = None
+    agencies: AgencyTree | None = None
     try:
         agencies = load_agencies(ingest)
         report.agencies = len(agencies.agencies)

@@ -29,6 +29,7 @@ from typing import Any
 
 from rich.text import Text
 
+from soc.agencies import AgencyTree, load_agencies
 from soc.app import App
 from soc.detect.compiler import Detection
 from soc.detect.engine import RunResult
@@ -38,7 +39,7 @@ from soc.ingest.deadletter import DeadLetterFile
 from soc.ingest.flow import Topology
 from soc.ingest.registry import REGISTRY
 from soc.ingest.sink import Sink
-from soc.ingest.sourcedefs import Agencies, SourceDefinition, load_agencies, load_sources
+from soc.ingest.sourcedefs import SourceDefinition, load_sources
 from soc.ingest.sources.contract import SourceEnv, SourceRegistry
 from soc.kafka.source import register as register_kafka
 from soc.net import listen_address
@@ -67,7 +68,7 @@ class Service:
         self.out = out or self.console.print
         self.say = out or partial(self.console.print, markup=False, highlight=False)  # lines quoting input
         self.store = app.store
-        self.agencies: Agencies = load_agencies()
+        self.agencies: AgencyTree = load_agencies()
         self.sources: list[SourceDefinition] = load_sources()
         settings.dead_letter_dir.mkdir(parents=True, exist_ok=True)
         self.dead_letter = DeadLetterFile(settings.dead_letter_dir / "ingest.jsonl")

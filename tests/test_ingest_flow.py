@@ -11,13 +11,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from soc.agencies import load_agencies
 from soc.config import load_settings
 from soc.ingest import Record
 from soc.ingest.deadletter import DeadLetterFile, read_dead_letters
 from soc.ingest.flow import Topology
 from soc.ingest.registry import REGISTRY
 from soc.ingest.sink import Sink
-from soc.ingest.sourcedefs import SourceDefinition, load_agencies
+from soc.ingest.sourcedefs import SourceDefinition
 from soc.ingest.sources import Batch, SourceCounters
 from soc.ingest.sources.contract import SourceEnv
 from soc.model import Event

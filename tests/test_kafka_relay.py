@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from soc.ingest.sourcedefs import Agencies, Agency
+from soc.agencies import Agency, AgencyTree
 from soc.kafka.relay import SyslogRelay
 from soc.kafka.worker import IngestWorker, WorkerConfig
 from tests.search_helpers import store_url
@@ -26,8 +26,8 @@ from tests.test_kafka_support import (
 pytestmark = [pytest.mark.kafka, pytest.mark.search]
 
 
-def _agencies() -> Agencies:
-    return Agencies(agencies=(Agency(id="so-test", name="Sở Thử nghiệm", level="province", networks=["127.0.0.0/8"]),),
+def _agencies() -> AgencyTree:
+    return AgencyTree(agencies=(Agency(id="so-test", name="Sở Thử nghiệm", level="province", networks=["127.0.0.0/8"]),),
                     unknown=Agency(id="unknown", name="Chưa xác định"))
 
 

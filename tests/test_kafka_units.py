@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from soc.ingest.sourcedefs import Agencies, Agency
+from soc.agencies import Agency, AgencyTree
 from soc.kafka import deadletters as dl
 from soc.kafka.messages import Coordinates, Malformed, inspect, to_record
 from soc.kafka.worker import _Batch
 from soc.model import kafka_event_id
 
-AGENCIES = Agencies(agencies=(Agency(id="so-tttt", name="Sở TT&TT", networks=["10.2.0.0/16"]),),
+AGENCIES = AgencyTree(agencies=(Agency(id="so-tttt", name="Sở TT&TT", networks=["10.2.0.0/16"]),),
                     unknown=Agency(id="unknown", name="Chưa xác định"))
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from soc.agencies import load_agencies
 from soc.config import load_settings
 from soc.ingest.parsers import PARSERS
 from soc.ingest.registry import REGISTRY
-from soc.ingest.sourcedefs import SourceDefinitionError, load_agencies, load_sources
+from soc.ingest.sourcedefs import SourceDefinitionError, load_sources
 from soc.ingest.sources import SourceError
 from soc.ingest.sources.contract import Source, SourceEnv
 from soc.service import source_registry
@@ -83,8 +84,12 @@ def test_every_bad_file_is_reported_at_once(tmp_path: Path) -> None:
 def test_the_projects_own_definitions_and_agency_levels_load() -> None:
     sources = load_sources()
     assert {s.type for s in sources} <= set(ALL_TYPES) and sources
-    levels = {a.level for a in load_agencies().agencies}
-    assert levels <= {"province", "district", "commune", "other"} and "commune" in levels
+    tree = load_agencies()
+    assert {"province", "department", "commune"} <= {a.level for a in tree.agencies}
+    # the province sees everything below it; an absorbed agency's history goes with its successor
+    assert tree.below("ubnd-tinh") >= {"so-tttt", "ubnd-xa-a", "ubnd-huyen-a", "ubnd-xa-a1"}
+    assert tree.below("ubnd-xa-a") == {"ubnd-xa-a", "ubnd-huyen-a", "ubnd-xa-a1"}
+    assert tree.current("ubnd-xa-a1") == "ubnd-xa-a" and "so-tc" not in tree.below("so-tttt")
 
 
 def test_a_declared_type_without_its_engine_is_refused_at_start(tmp_path: Path) -> None:

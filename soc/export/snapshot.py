@@ -47,7 +47,7 @@ def reporting_identity(settings: Settings) -> dict[str, Any]:
 
 def agency_names() -> dict[str, str]:
     try:
-        from soc.ingest.sourcedefs import load_agencies
+        from soc.agencies import load_agencies
 
         agencies = load_agencies()
     except Exception:  # no agencies file: names are optional on the forms

@@ -14,16 +14,13 @@ and the known values. docs/sources.md describes every type.
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from soc.agencies import AgencyTree
 from soc.config import DEFAULT_TIMEZONE, content_dir
 from soc.errors import SocError
 from soc.ingest.normalize import SourceContext
@@ -35,21 +32,6 @@ BY_NETWORK = "by-network"
 
 class SourceDefinitionError(SocError, ValueError):
     """A source or agency file is invalid; the message names the file and the field."""
-
-
-class Agency(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    name: str
-    level: Literal["province", "district", "commune", "other"] = "other"
-    networks: list[str] = Field(default_factory=list)
-
-    @field_validator("networks")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            ipaddress.ip_network(network, strict=False)
-        return value
 
 
 def known_formats() -> list[str]:
@@ -112,59 +94,11 @@ class SourceDefinition(BaseModel):
         return self
 
 
-@dataclass(frozen=True)
-class Agencies:
-    agencies: tuple[Agency, ...]
-    unknown: Agency
-
-    def by_id(self, agency_id: str) -> Agency:
-        for agency in self.agencies:
-            if agency.id == agency_id:
-                return agency
-        if agency_id == self.unknown.id:
-            return self.unknown
-        raise SourceDefinitionError(f"unknown agency {agency_id!r}: add it to ingest/agencies.yml")
-
-    def resolver(self):  # type: ignore[no-untyped-def]
-        """A function peer address -> (agency id, name) | None, longest prefix first, cached."""
-        table = sorted(((ipaddress.ip_network(n, strict=False), a) for a in self.agencies for n in a.networks),
-                       key=lambda item: -item[0].prefixlen)
-
-        @lru_cache(maxsize=65536)
-        def resolve(peer: str | None) -> tuple[str, str] | None:
-            if not peer:
-                return None
-            host = peer.rsplit(":", 1)[0] if peer.count(":") == 1 else peer
-            try:
-                address = ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                return None
-            for network, agency in table:
-                if address.version == network.version and address in network:
-                    return agency.id, agency.name
-            return None
-
-        return resolve
-
-
 def _read_yaml(path: Path) -> object:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise SourceDefinitionError(f"{path}: {error}") from error
-
-
-def load_agencies(ingest_dir: Path | None = None) -> Agencies:
-    path = (ingest_dir or content_dir("ingest")) / "agencies.yml"
-    data = _read_yaml(path) if path.is_file() else {}
-    if not isinstance(data, dict):
-        raise SourceDefinitionError(f"{path}: expected a mapping with 'agencies'")
-    try:
-        agencies = tuple(Agency(**a) for a in data.get("agencies") or [])
-        unknown = Agency(**(data.get("unknown") or {"id": "unknown", "name": "Chưa xác định"}))
-    except (ValidationError, TypeError, ValueError) as error:
-        raise SourceDefinitionError(f"{path}: {error}") from error
-    return Agencies(agencies, unknown)
 
 
 def _problems(path: Path, data: object, error: ValidationError | TypeError) -> list[str]:
@@ -212,7 +146,7 @@ def load_sources(ingest_dir: Path | None = None) -> list[SourceDefinition]:
     return sources
 
 
-def agency_context(agencies: Agencies, *, source: str, agency: str | None, zone: ZoneInfo | str,
+def agency_context(agencies: AgencyTree, *, source: str, agency: str | None, zone: ZoneInfo | str,
                    dataset: str | None = None) -> SourceContext:
     """The normalization context for records of ``source`` sent by ``agency`` (an id of
     ``agencies.yml``; ``None`` or ``by-network``: found from each record's sender address, else
@@ -225,7 +159,7 @@ def agency_context(agencies: Agencies, *, source: str, agency: str | None, zone:
     return SourceContext(source=source, agency_id=found.id, agency_name=found.name, zone=zone, dataset=dataset)
 
 
-def context_for(source: SourceDefinition, agencies: Agencies) -> SourceContext:
+def context_for(source: SourceDefinition, agencies: AgencyTree) -> SourceContext:
     """The normalization context of a source: its agency (or resolver), zone and dataset."""
     return agency_context(agencies, source=source.name, agency=source.agency, zone=source.timezone,
                           dataset=source.dataset)

@@ -54,7 +54,7 @@ class StageOptions:
     max_message_bytes: int = 65536
     dead_letter: DeadLetterWriter | None = None
     agencies: Any = None
-    """:class:`soc.ingest.sourcedefs.Agencies`, for stages that find the agency per record."""
+    """:class:`soc.agencies.AgencyTree`, for stages that find the agency per record."""
     settings: Any = None
 
 

@@ -33,11 +33,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from soc.agencies import AgencyTree
 from soc.errors import SocError
 from soc.ingest import Record
 from soc.ingest.normalize import SourceContext
 from soc.ingest.parsers import PARSERS
-from soc.ingest.sourcedefs import Agencies, agency_context
+from soc.ingest.sourcedefs import agency_context
 from soc.model import kafka_event_id
 
 H_AGENCY = "soc.agency"
@@ -101,7 +102,7 @@ def _zone_ok(name: str) -> bool:
 
 
 def inspect(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None,
-            agencies: Agencies, default_zone: str, *, default_agency: str | None = None,
+            agencies: AgencyTree, default_zone: str, *, default_agency: str | None = None,
             default_source: str | None = None, default_format: str = "auto") -> tuple[ContextKey, str | None]:
     """(context key, peer) of a record, or :class:`Malformed` with the reason.
 
@@ -146,7 +147,7 @@ def to_record(topic: str, partition: int, offset: int, timestamp_ms: int | None,
                   origin=f"{topic}/{partition}/{offset}", peer=peer)
 
 
-def context_for(key: ContextKey, agencies: Agencies, dataset: str | None = None) -> SourceContext:
+def context_for(key: ContextKey, agencies: AgencyTree, dataset: str | None = None) -> SourceContext:
     """The normalization context of records with this key (``agency`` None: by the sender's
     network, as the syslog listener does)."""
     return agency_context(agencies, source=key.source, agency=key.agency, zone=key.zone, dataset=dataset)

@@ -24,8 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from soc.agencies import AgencyTree, load_agencies
 from soc.ingest import Record
-from soc.ingest.sourcedefs import Agencies, load_agencies
 from soc.ingest.sources.syslog import SyslogListener
 from soc.kafka.messages import H_PEER, H_SOURCE
 
@@ -36,7 +36,7 @@ class SyslogRelay:
     """A :class:`SyslogListener` whose batches go to a Kafka topic."""
 
     def __init__(self, bootstrap: str, topic: str, *, udp: str | None = None, tcp: str | None = None,
-                 source_name: str = "syslog", agencies: Agencies | None = None,
+                 source_name: str = "syslog", agencies: AgencyTree | None = None,
                  max_frame_bytes: int = 4 * 65536, producer: Any = None, **listener_options: Any) -> None:
         self.topic = topic
         self.source_name = source_name

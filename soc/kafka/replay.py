@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from soc.ingest.sourcedefs import Agencies, load_agencies
+from soc.agencies import AgencyTree, load_agencies
 from soc.kafka import deadletters as dl
 from soc.kafka.worker import IngestWorker, WorkerConfig
 
@@ -69,7 +69,7 @@ class _Collector(IngestWorker):
         time.sleep(self.backoff.delay(self._failures))
 
 
-def replay(letters: Iterable[dl.DeadLetter], config: WorkerConfig, *, agencies: Agencies | None = None,
+def replay(letters: Iterable[dl.DeadLetter], config: WorkerConfig, *, agencies: AgencyTree | None = None,
            batch_size: int = 2000, max_retry_seconds: float = 120.0) -> ReplayResult:
     """Re-ingest ``letters`` with ``config`` (its store, limits and policies)."""
     import time

@@ -68,8 +68,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from soc.agencies import AgencyTree, load_agencies
 from soc.ingest.pipeline import IngestPipeline, build_pipeline
-from soc.ingest.sourcedefs import Agencies, load_agencies
 from soc.kafka import deadletters as dl
 from soc.kafka.config import WorkerConfig, open_event_store
 from soc.kafka.consumer import consumer_options
@@ -90,7 +90,7 @@ _Batch = PendingBatch  # the name the unit tests use
 class IngestWorker:
     """One consumer-group member: Kafka -> ingest pipeline -> store. See the module docstring."""
 
-    def __init__(self, config: WorkerConfig, *, store: Store | None = None, agencies: Agencies | None = None,
+    def __init__(self, config: WorkerConfig, *, store: Store | None = None, agencies: AgencyTree | None = None,
                  consumer_factory: Callable[..., Any] | None = None) -> None:
         self.config = config
         self.metrics = WorkerMetrics()

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from soc.ingest.sources.base import Batch, SourceCounters, SourceError
 
 if TYPE_CHECKING:
+    from soc.agencies import AgencyTree
     from soc.config import Settings
-    from soc.ingest.sourcedefs import Agencies, SourceDefinition
+    from soc.ingest.sourcedefs import SourceDefinition
     from soc.ingest.stages import StagesFactory
 
 __all__ = ["Source", "SourceEnv", "SourceFactory", "SourceRegistry", "SourceType"]
@@ -53,7 +54,7 @@ class SourceEnv:
     """What a source factory may use besides its definition."""
 
     settings: Settings
-    agencies: Agencies
+    agencies: AgencyTree
     state_dir: Path
     """Where replayable sources keep their progress (``<data dir>/state``)."""
     follow: bool = True
