@@ -12,6 +12,15 @@ playbook and report services over the same store, exists once::
 Parts are built on first use and kept (one store connection, one compiled rule set per query
 dialect). Nothing here asks which kind of store it has: the store takes the options that apply
 to it (:func:`soc.store.open_store`) and declares the query dialect its rules are compiled for.
+
+**Acting as someone.** :meth:`App.acting_as` gives the same service layer as seen and acted on by
+a :class:`~soc.access.Principal` (a user of the API, a token, the shell user, the service
+itself): its ``store`` is the shared store scoped to the principal's agencies
+(:class:`~soc.store.scoped.ScopedStore`: enforced inside every query) over the store that
+records every change in the audit trail under the principal's name
+(:class:`~soc.audit.AuditedStore`). Every service built from it -- incidents, alerts, tasks,
+exceptions, reports, playbooks, event search -- works through that store, so no front door can
+see or change what the principal may not.
 """
 
 from __future__ import annotations
@@ -21,6 +30,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from soc.access import Principal
+from soc.agencies import AgencyTree, load_agencies
+from soc.alerts import AlertWorkflow, BulkAlerts
+from soc.audit import AuditedStore, AuditTrail
 from soc.clock import Clock, system_clock
 from soc.config import Settings, content_dir
 from soc.detect.compiler import Detection, RuleSet, compile_rules
@@ -29,9 +42,12 @@ from soc.detect.rules import load_rules
 from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
 from soc.detect.suppressions import ActiveExceptions, Exceptions
 from soc.export.reports import Reports
+from soc.identity.service import Identity
+from soc.incidents.remediation import RemediationTasks, agency_recipients, mail_notifier
 from soc.incidents.service import Incidents
 from soc.store import open_configured_store
 from soc.store.base import Store
+from soc.store.scoped import ScopedStore
 
 if TYPE_CHECKING:
     from soc.playbooks.runner import PlaybookRunner
@@ -58,18 +74,73 @@ class App:
         self.rule_dirs: list[Path] = list(rule_dirs) if rule_dirs else [content_dir("detections"),
                                                                          *settings.rule_dirs]
         self._rulesets: dict[str, RuleSet] = {}
+        self._root: App = self
+        #: who acts through this view (None: the service layer itself, unscoped, not audited)
+        self.principal: Principal | None = None
+        self._source: dict[str, str | None] = {}
+
+    def acting_as(self, principal: Principal, *, ip: str | None = None, user_agent: str | None = None) -> App:
+        """This service layer as seen and acted on by ``principal`` (see the module docstring).
+        Shares the store connection, compiled rules, agencies, identities and audit trail."""
+        view = App.__new__(App)
+        view.__dict__.update({k: v for k, v in self.__dict__.items() if k in (
+            "settings", "clock", "_store_url", "_store_options", "rule_dirs", "_rulesets")})
+        view._root = self._root
+        view.principal = principal
+        view._source = {"ip": ip, "user_agent": user_agent}
+        return view
 
     # -- the store ---------------------------------------------------------------------------
+    @property
+    def base_store(self) -> Store:
+        """The shared store itself, unscoped and not audited (ingest, detection, the root)."""
+        root = self._root
+        if "_base" not in root.__dict__:
+            root.__dict__["_base"] = open_configured_store(root.settings, root._store_url, **root._store_options)
+        return root.__dict__["_base"]
+
     @cached_property
     def store(self) -> Store:
-        """The configured store, opened on first use (raises :class:`soc.store.StoreError` or
-        :class:`soc.secrets.SecretError` with a message that says what to fix)."""
-        return open_configured_store(self.settings, self._store_url, **self._store_options)
+        """The store the services of this view work through: the shared store for the root
+        (opened on first use; raises :class:`soc.store.StoreError` or
+        :class:`soc.secrets.SecretError` with a message that says what to fix), scoped to the
+        principal's agencies and audited under its name for a view made by :meth:`acting_as`."""
+        if self.principal is None:
+            return self.base_store
+        audited = AuditedStore(self.base_store, self.audit, self.principal, **self._source)
+        return ScopedStore(audited, self.principal.scope(self.agencies))
+
+    @property
+    def agencies(self) -> AgencyTree:
+        """The agency hierarchy (``ingest/agencies.yml``), read once."""
+        root = self._root
+        if "_agencies" not in root.__dict__:
+            root.__dict__["_agencies"] = load_agencies()
+        return root.__dict__["_agencies"]
+
+    @property
+    def audit(self) -> AuditTrail:
+        """The audit trail (over the shared store: appended by every view)."""
+        root = self._root
+        if "_audit" not in root.__dict__:
+            root.__dict__["_audit"] = AuditTrail(root.base_store, clock=root.clock)
+        return root.__dict__["_audit"]
+
+    @property
+    def identity(self) -> Identity:
+        """Users, logins, sessions and API tokens; logins and changes go to the audit trail."""
+        root = self._root
+        if "_identity" not in root.__dict__:
+            root.__dict__["_identity"] = Identity(root.base_store, root.settings.auth, agencies=lambda: root.agencies,
+                                                  clock=root.clock, audit=root.audit.hook)
+        return root.__dict__["_identity"]
 
     def close(self) -> None:
-        if "store" in self.__dict__:
-            self.store.close()
-            del self.__dict__["store"]
+        """Close the shared store (only the root owns it; views close nothing)."""
+        if self._root is self and "_base" in self.__dict__:
+            self.__dict__.pop("_base").close()
+            for name in ("store", "_audit", "_identity"):
+                self.__dict__.pop(name, None)
 
     def __enter__(self) -> App:
         return self
@@ -88,7 +159,7 @@ class App:
     @property
     def rules(self) -> RuleSet:
         """The rules compiled for this store."""
-        return self.rules_for(self.store.dialect)
+        return self.rules_for(self.base_store.dialect)
 
     @property
     def detections(self) -> list[Detection]:
@@ -105,9 +176,11 @@ class App:
                       **({} if lease is None else {"lease": lease}))
 
     def detection_engine(self) -> DetectionEngine:
-        """The engine over this store with the exceptions in force (re-read every run)."""
-        return DetectionEngine(self.store, self.rules, max_alerts=self.settings.detection.max_alerts_per_run,
-                               suppress=ActiveExceptions(self.store))
+        """The engine over the shared store with the exceptions in force (re-read every run).
+        Rules run as the service: the alerts they record are not audited one by one (each
+        rule's health records its runs), and no principal's scope applies."""
+        return DetectionEngine(self.base_store, self.rules, max_alerts=self.settings.detection.max_alerts_per_run,
+                               suppress=ActiveExceptions(self.base_store))
 
     def rule_runner(self, *, timing: Timing | None = None, owner: str | None = None,
                     on_alerts: Callable[[Detection, RunResult], None] | None = None,
@@ -126,6 +199,26 @@ class App:
     def incidents(self) -> Incidents:
         """The incident service; titles carry dates in the analyst's zone."""
         return Incidents(self.store, zone=self.settings.zone)
+
+    @cached_property
+    def alerts(self) -> AlertWorkflow:
+        """Alert triage: acknowledge, assign, close with a reason, reopen; with history."""
+        return AlertWorkflow(self.store, clock=self.clock)
+
+    def bulk_alerts(self, *, background: Callable[[str], None] | None = None) -> BulkAlerts:
+        """Changes to every alert a query matches; large sets as resumable background jobs
+        (``background(job_id)`` starts one; default: a thread). A resumed job acts with its
+        creator's rights."""
+        return BulkAlerts(self.store, settings=self.settings.alerts, clock=self.clock,
+                          store_for=lambda principal: self.acting_as(principal).store,
+                          **({"background": background} if background else {}))
+
+    @cached_property
+    def tasks(self) -> RemediationTasks:
+        """Remediation tasks sent to agencies, with deadlines, acknowledgement and notices."""
+        return RemediationTasks(self.store, self.agencies, clock=self.clock, settings=self.settings.tasks,
+                                notifier=mail_notifier(self.settings.smtp),
+                                recipients=agency_recipients(self.identity.users.list), zone=self.settings.zone)
 
     @cached_property
     def exceptions(self) -> Exceptions:

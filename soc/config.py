@@ -32,6 +32,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from soc.config_auth import AuthSettings
 from soc.config_errors import (
     ConfigError,
     EnvironmentSettings,
@@ -44,6 +45,7 @@ from soc.config_errors import (
     secret_env_names,
     unknown_keys,
 )
+from soc.config_security import KafkaSecuritySettings, SyslogTlsSettings
 from soc.secrets import (
     is_secret_name,
     mask_url,
@@ -64,7 +66,6 @@ DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 RESERVED_ENV_NAMES: dict[str, str] = {
     "SOC_CONFIG": "the settings file (default: soc.yml in the working directory)",
     "SOC_DEBUG": "show the traceback of a configuration error (`soc --debug`)",
-    "SOC_ACTOR": "who runs a command, recorded in histories (soc/cli/common.py, default: the login name)",
     "SOC_SHARED_DATA": "tests: the folder of real test data (tests/conftest.py, default: ../shared/data)",
     "SOC_TOPIC_PARTITIONS": "docker/compose.yml: partitions of the soc.logs topic (docker/env.example)",
 }
@@ -87,6 +88,8 @@ class SyslogSettings(BaseModel):
     udp: str | None = Field("0.0.0.0:5514", description="UDP listen address, or empty to disable")
     tcp: str | None = Field("0.0.0.0:5514", description="TCP listen address, or empty to disable")
     max_message_bytes: int = Field(65536, description="longer messages are dead-lettered")
+    tls: SyslogTlsSettings = Field(default_factory=SyslogTlsSettings,
+                                   description="syslog over TLS on its own port (RFC 5425), mutual TLS")
 
 
 class DetectionSettings(BaseModel):
@@ -98,8 +101,9 @@ class DetectionSettings(BaseModel):
     max_alerts_per_run: int = Field(1000, ge=1, description="a run that hits this says so")
 
 
-class KafkaSettings(BaseModel):
-    """The Kafka ingest path (``soc kafka ...``, see docs/kafka.md)."""
+class KafkaSettings(KafkaSecuritySettings):
+    """The Kafka ingest path (``soc kafka ...``, see docs/kafka.md); TLS and SASL keys:
+    :class:`soc.config_security.KafkaSecuritySettings`."""
 
     bootstrap: str = "127.0.0.1:9092"
     topic: str = "soc.logs"
@@ -271,6 +275,34 @@ class ReportingSettings(BaseModel):
                               "reporting.key_password")
 
 
+class AlertSettings(BaseModel):
+    """``alerts:`` (``SOC_ALERTS__...``): the alert workflow's bulk changes (soc/alerts, docs/alerts.md)."""
+
+    bulk_background_threshold: int = Field(500, ge=1, description="a bulk change matching more alerts than "
+                                           "this runs as a background job (`soc jobs show ID`)")
+    bulk_page_size: int = Field(500, ge=1, le=10000, description="alerts read and changed per page; a job "
+                                "saves its progress after each page")
+    job_lease_seconds: float = Field(60.0, gt=0, description="a job whose process stopped is taken over "
+                                     "after this long")
+
+
+class TaskSettings(BaseModel):
+    """``tasks:`` (``SOC_TASKS__...``): remediation tasks sent to agencies (soc/incidents/remediation.py)."""
+
+    notify: bool = Field(True, description="e-mail the agency's contacts when a task is sent and when it is done")
+    soc_email: list[str] = Field(default_factory=list, description="the SOC's addresses, told when an agency "
+                                 "marks a task done")
+    subject_prefix: str = Field("[SOC]", description="prefix of task e-mail subjects")
+
+
+class AuditSettings(BaseModel):
+    """``audit:`` (``SOC_AUDIT__...``): the audit trail (soc/audit, docs/audit.md)."""
+
+    checkpoint_file: Path | None = Field(None, description="where `soc audit checkpoint` appends the chain's head "
+                                         "(default: <data_dir>/audit-checkpoints.jsonl); keep a copy outside the "
+                                         "store's reach")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOC_", env_nested_delimiter="__", extra="ignore")
 
@@ -293,6 +325,10 @@ class Settings(BaseSettings):
     reporting: ReportingSettings = ReportingSettings()
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     smtp: SmtpSettings = SmtpSettings()
+    alerts: AlertSettings = AlertSettings()
+    tasks: TaskSettings = TaskSettings()
+    auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -371,6 +407,7 @@ class Settings(BaseSettings):
             found.append(("smtp.password", "smtp.password_file", "smtp.password_env"))
         if self.reporting.key_password:
             found.append(("reporting.key_password", "reporting.key_password_file", "reporting.key_password_env"))
+        found += self.syslog.tls.inline_secrets("syslog.tls") + self.kafka.inline_secrets("kafka")
         for r in self.reporting.recipients:
             if r.token:
                 where = f"reporting.recipients[{r.name}]"
@@ -390,6 +427,7 @@ class Settings(BaseSettings):
         values = [unquote(in_url)] if in_url else []
         values += [v for k, v in self.playbooks.webhook_headers.items() if is_secret_name(k) and v]
         readers = [self.store_login_password, self.smtp.login_password, self.reporting.signing_key_password,
+                   self.syslog.tls.private_key_password, self.kafka.ssl_key_secret, self.kafka.sasl_secret,
                    *(r.bearer_token for r in self.reporting.recipients)]
         for read in readers:
             try:

@@ -195,7 +195,11 @@ def _reads(source: Any, settings: Settings) -> str:
     if source.type == "syslog":
         udp = source.listen_udp if source.listen_udp is not None else settings.syslog.udp
         tcp = source.listen_tcp if source.listen_tcp is not None else settings.syslog.tcp
-        return ", ".join(f"{proto} {addr}" for proto, addr in (("udp", udp), ("tcp", tcp)) if addr) or "no listener"
+        tls_settings = settings.syslog.tls
+        tls = source.listen_tls if source.listen_tls is not None else tls_settings.listen if tls_settings.enabled else None
+        kind = "mtls" if (source.tls_client_ca or tls_settings.client_ca) else "tls"
+        return ", ".join(f"{proto} {addr}" for proto, addr in (("udp", udp), ("tcp", tcp), (kind, tls))
+                         if addr) or "no listener"
     if source.type == "inbox":
         return str(source.path or settings.inbox)
     if source.type == "kafka":

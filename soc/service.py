@@ -29,6 +29,7 @@ from typing import Any
 
 from rich.text import Text
 
+from soc.access import Principal
 from soc.agencies import AgencyTree, load_agencies
 from soc.app import App
 from soc.detect.compiler import Detection
@@ -67,7 +68,9 @@ class Service:
         self.console = console()
         self.out = out or self.console.print
         self.say = out or partial(self.console.print, markup=False, highlight=False)  # lines quoting input
-        self.store = app.store
+        self.store = app.base_store  # ingest and detection write as the service, not audited per event
+        #: what the service does on its own (playbooks, reports, outbox): audited as system:service
+        self.acting = app.acting_as(Principal.system("service"))
         self.agencies: AgencyTree = load_agencies()
         self.sources: list[SourceDefinition] = load_sources()
         settings.dead_letter_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +83,7 @@ class Service:
         self.runner = app.rule_runner(on_alerts=self._announce)
         self.detections: list[Detection] = app.detections
         self.scheduler = app.detection_scheduler(self.runner)
-        self.playbooks = app.playbook_runner(background=True)
+        self.playbooks = self.acting.playbook_runner(background=True)
         for error in self.playbooks.errors:
             log.error("playbook not loaded: %s", error)
 
@@ -164,7 +167,7 @@ def run_service(app: App, *, once: bool = False, stop: threading.Event | None = 
     service.scheduler.start()
     service.scheduler.scheduler.add_job(service.purge, "interval", hours=6, id="retention")
     attach_playbooks(service.playbooks, service.scheduler.scheduler)  # scheduled playbooks, recovery sweep
-    register_report_jobs(service.scheduler.scheduler, service.store, settings)  # national summaries, outbox
+    register_report_jobs(service.scheduler.scheduler, service.acting.store, settings)  # national summaries, outbox
     service.out("running; Ctrl-C to stop")
     stop = stop or threading.Event()
 

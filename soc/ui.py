@@ -119,6 +119,14 @@ def alert_who(alert: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v[0] if isinstance(v, list) and v else v}" for k, v in list(entities.items())[:3])
 
 
+def _alert_status(alert: dict[str, Any]) -> str:
+    """``open`` (also for the detection engine's ``new``), ``acknowledged`` or ``closed``, with
+    the assignee: ``acknowledged (chi)``."""
+    status = alert.get("status") or "open"
+    status = "open" if status == "new" else str(status)
+    return f"{status} ({alert['assignee']})" if alert.get("assignee") else status
+
+
 def alerts_table(alerts: list[dict[str, Any]], zone: ZoneInfo, *, title: str = "Alerts") -> Table:
     """One row per alert with its id (for ``soc alerts show ID``); every cell from the alert is
     shown literally (:func:`cell`)."""
@@ -126,6 +134,7 @@ def alerts_table(alerts: list[dict[str, Any]], zone: ZoneInfo, *, title: str = "
     table.add_column("id", no_wrap=True)
     table.add_column("first seen", no_wrap=True)
     table.add_column("level")
+    table.add_column("status")
     table.add_column("rule")
     table.add_column("agency")
     table.add_column("events", justify="right")
@@ -135,7 +144,7 @@ def alerts_table(alerts: list[dict[str, Any]], zone: ZoneInfo, *, title: str = "
         rule = alert.get("rule") or {}
         level = str(rule.get("level", ""))
         table.add_row(cell(alert.get("id", "")), show_time(alert.get("first_seen"), zone),
-                      cell(level, LEVEL_STYLE.get(level, "")), cell(rule.get("title", "")),
+                      cell(level, LEVEL_STYLE.get(level, "")), cell(_alert_status(alert)), cell(rule.get("title", "")),
                       cell(alert.get("agency") or "-"), cell(alert.get("event_count", "")),
                       cell(alert_who(alert)), cell(rule.get("author", "")))
     return table

@@ -9,6 +9,7 @@ machine's.
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -34,10 +35,10 @@ EVIL_MESSAGE = "Failed password for \x1b[31mroot\x1b[0m from 203.0.113.9 \u202et
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setattr(getpass, "getuser", lambda: "an.nguyen")  # the shell user: local:an.nguyen
     monkeypatch.chdir(tmp_path)  # no soc.yml of the checkout
     monkeypatch.setattr(timeargs, "cli_clock", fixed_clock(NOW))
-    return {"SOC_DATA_DIR": str(tmp_path / "data"), "SOC_STORE_URL": "", "SOC_ACTOR": "an.nguyen",
-            "SOC_TIMEZONE": ZONE, "COLUMNS": "250"}
+    return {"SOC_DATA_DIR": str(tmp_path / "data"), "SOC_STORE_URL": "", "SOC_TIMEZONE": ZONE, "COLUMNS": "250"}
 
 
 def run(env: dict[str, str], *args: str, code: int = 0) -> Result:

@@ -111,7 +111,7 @@ kafka: {topc: soc.logs}
 def test_a_key_with_nothing_close_lists_the_valid_ones(workdir: Path) -> None:
     write(workdir, "syslog:\n  zzzz: 1\n")
     with pytest.raises(ConfigError, match=r"soc\.yml:2: unknown setting 'syslog\.zzzz' — the settings of 'syslog' "
-                                          r"are: max_message_bytes, tcp, udp"):
+                                          r"are: max_message_bytes, tcp, tls, udp"):
         load_settings()
 
 
@@ -154,14 +154,14 @@ def test_unknown_variables_are_rejected_with_a_suggestion(workdir: Path) -> None
 
 def test_reserved_and_named_variables_are_accepted(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(workdir, "smtp: {username: soc, password_env: SOC_SMTP_PASSWORD}\n")  # as docs/reporting.md shows
-    for name in ("SOC_TEST_ANYTHING", "SOC_DEVSTACK_JAVA", "SOC_ACTOR", "SOC_SHARED_DATA", "SOC_DEBUG",
+    for name in ("SOC_TEST_ANYTHING", "SOC_DEVSTACK_JAVA", "SOC_SHARED_DATA", "SOC_DEBUG",
                  "SOC_TOPIC_PARTITIONS", "SOC_SMTP_PASSWORD"):
         monkeypatch.setenv(name, "0")
     monkeypatch.setenv("SOC_DETECTION__INTERVAL_SECONDS", "30")
     monkeypatch.setenv("soc_timezone", "Asia/Ho_Chi_Minh")  # names are case-insensitive, like the settings
     settings = load_settings()
     assert settings.detection.interval_seconds == 30 and settings.smtp.login_password() == "0"
-    assert set(RESERVED_ENV_NAMES) >= {"SOC_CONFIG", "SOC_ACTOR", "SOC_SHARED_DATA", "SOC_DEBUG"}
+    assert set(RESERVED_ENV_NAMES) >= {"SOC_CONFIG", "SOC_SHARED_DATA", "SOC_DEBUG"}
     assert set(RESERVED_ENV_PREFIXES) == {"SOC_TEST_", "SOC_DEVSTACK_"}
 
 
@@ -177,7 +177,7 @@ def test_every_soc_variable_the_code_base_reads_is_a_setting_or_reserved() -> No
         if path.is_file():
             names |= set(re.findall(r"(?<![A-Z_])SOC_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", path.read_text(encoding="utf-8",
                                                                                          errors="replace")))
-    assert {"SOC_CONFIG", "SOC_STORE_URL", "SOC_ACTOR", "SOC_TEST_KAFKA_BOOTSTRAP", "SOC_DEVSTACK_JAVA"} <= names
+    assert {"SOC_CONFIG", "SOC_STORE_URL", "SOC_TEST_KAFKA_BOOTSTRAP", "SOC_DEVSTACK_JAVA"} <= names
     names -= {"SOC_SMTP_PASSWORD"}  # docs/reporting.md: the name an smtp.password_env setting gives
     found = environment_settings(Settings, dict.fromkeys(names, "1"), reserved_names=RESERVED_ENV_NAMES,
                                  reserved_prefixes=RESERVED_ENV_PREFIXES)

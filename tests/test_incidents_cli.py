@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +19,9 @@ from soc.store.sqlite import SQLiteStore
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setattr(getpass, "getuser", lambda: "an.nguyen")  # the shell user: local:an.nguyen
     monkeypatch.chdir(tmp_path)  # no soc.yml of the checkout
-    return {"SOC_DATA_DIR": str(tmp_path / "data"), "SOC_STORE_URL": "", "SOC_ACTOR": "an.nguyen",
-            "SOC_TIMEZONE": "Asia/Ho_Chi_Minh", "COLUMNS": "250"}
+    return {"SOC_DATA_DIR": str(tmp_path / "data"), "SOC_STORE_URL": "", "SOC_TIMEZONE": "Asia/Ho_Chi_Minh", "COLUMNS": "250"}
 
 
 def soc(env: dict[str, str], *args: str) -> str:

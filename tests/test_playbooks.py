@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from soc.access import Principal
 from soc.config import PlaybookSettings, load_settings
 from soc.playbooks import RUNS, STEPS, PlaybookError, PlaybookRunner, load_playbooks, parse_playbook
 from soc.playbooks.actions.tasks import TASKS
@@ -367,6 +368,9 @@ def test_dry_run_has_no_side_effects(tmp_path: Path, store: Store, receiver: Rec
 
 
 # -- approvals, takeover, sub-playbooks ------------------------------------------------------------
+LEADER = Principal("leader", roles=frozenset({"responder"}))
+
+
 def _approval_playbooks(tmp_path: Path, url: str, hours: float = 1.0) -> dict[str, Any]:
     return make(tmp_path, [{"id": "needs-ok", "title": "A", "steps": [
         {"id": "before", "action": "notify.webhook", "args": {"url": url + "/before"}},
@@ -384,16 +388,16 @@ def test_approval_waits_then_approve_continues(tmp_path: Path, any_store: Store,
     assert receiver.count("/before") == 1 and receiver.count("/act") == 0
     assert runner.recover() == []  # not due, not stale: nothing to do
     with pytest.raises(PlaybookError, match="does not wait"):
-        runner.approve(runner.start("needs-ok", {}, "other", dry_run=True)[0], by="x")
+        runner.approve(runner.start("needs-ok", {}, "other", dry_run=True)[0], by=LEADER)
     # another process (the CLI) approves
     cli = PlaybookRunner(any_store, runner.playbooks, settings=runner.settings, config=runner.config)
-    cli.approve(run_id, by="user:leader", comment="ok")
+    cli.approve(run_id, by=LEADER, comment="ok")
     body = run_doc(any_store, run_id)
     assert body["status"] == "succeeded"
-    assert output(body, "ok")["approved"] is True and output(body, "ok")["by"] == "user:leader"
+    assert output(body, "ok")["approved"] is True and output(body, "ok")["by"] == "leader"
     assert receiver.count("/before") == 1 and receiver.count("/act") == 1  # completed steps not repeated
     with pytest.raises(PlaybookError):
-        cli.approve(run_id, by="user:leader")
+        cli.approve(run_id, by=LEADER)
     events = [r.get("event") for r in runner.records(run_id) if r["kind"] == "run"]
     assert "approved" in events and events[-1] == "succeeded"
 
@@ -401,7 +405,7 @@ def test_approval_waits_then_approve_continues(tmp_path: Path, any_store: Store,
 def test_approval_reject_and_timeout(tmp_path: Path, store: Store, receiver: Receiver) -> None:
     runner = runner_for(store, _approval_playbooks(tmp_path, receiver.url, hours=0.0003), tmp_path)
     rejected, _ = runner.start("needs-ok", {}, "r")
-    runner.approve(rejected, approved=False, by="user:leader")
+    runner.approve(rejected, approved=False, by=LEADER)
     body = run_doc(store, rejected)
     assert body["status"] == "succeeded" and step(body, "act")["status"] == "skipped"
     assert json.loads(body["outputs_json"]) == {"decision": "rejected"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -31,24 +32,25 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_cli_run_runs_show_approve(env: Path) -> None:
+def test_cli_run_runs_show_approve(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cli = CliRunner()
     result = cli.invoke(app, ["playbook", "validate"])
     assert result.exit_code == 0 and "ok" in result.output
     result = cli.invoke(app, ["playbook", "list"])
     assert result.exit_code == 0 and "ask" in result.output
-    result = cli.invoke(app, ["playbook", "run", "ask", "--input", "n=21", "--key", "one", "--actor", "user:an"])
+    monkeypatch.setattr(getpass, "getuser", lambda: "an")
+    result = cli.invoke(app, ["playbook", "run", "ask", "--input", "n=21", "--key", "one"])
     assert result.exit_code == 0, result.output
     assert "waiting" in result.output and '{"v": 42}' in result.output and "Asia/Ho_Chi_Minh" in result.output
     again = cli.invoke(app, ["playbook", "run", "ask", "--key", "one"])
     assert "exists already" in again.output
     result = cli.invoke(app, ["playbook", "runs", "--json"])
     runs = [json.loads(line) for line in result.output.splitlines() if line.strip()]
-    assert len(runs) == 1 and runs[0]["status"] == "waiting" and runs[0]["actor"] == "user:an"
+    assert len(runs) == 1 and runs[0]["status"] == "waiting" and runs[0]["actor"] == "local:an"
     run_id = runs[0]["id"]
     result = cli.invoke(app, ["playbook", "runs"])
-    assert "waiting" in result.output and "user:an" in result.output and "+07" in result.output
-    result = cli.invoke(app, ["playbook", "approve", run_id, "--by", "user:lead", "--comment", "đồng ý"])
+    assert "waiting" in result.output and "local:an" in result.output and "+07" in result.output
+    result = cli.invoke(app, ["playbook", "approve", run_id, "--comment", "đồng ý"])
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.output
     result = cli.invoke(app, ["playbook", "show", run_id, "-v"])

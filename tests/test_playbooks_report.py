@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from soc.access import Principal
 from soc.config import PlaybookSettings
 from soc.playbooks import RUNS, PlaybookRunner, load_playbooks
 from soc.store.base import Store
@@ -46,7 +47,7 @@ def test_serious_incident_initial_report_after_approval(tmp_path: Path, store: S
     assert run_doc(store, run_id)["status"] == "waiting"
     assert list(store.iter_all("report_snapshots")) == []  # nothing built before the approval
 
-    runner.approve(run_id, by="user:pho-giam-doc", comment="đồng ý gửi")
+    runner.approve(run_id, by=Principal("pho-giam-doc", roles=frozenset({"responder"})), comment="đồng ý gửi")
     body = run_doc(store, run_id)
     assert body["status"] == "succeeded", body["error"] or body["steps"]
     report = output(body, "report")
@@ -57,7 +58,7 @@ def test_serious_incident_initial_report_after_approval(tmp_path: Path, store: S
     assert any(drop.rglob("*.json"))
     stored = store.get("incidents", inc.id).body  # type: ignore[union-attr]
     assert [r["kind"] for r in stored["reports"]] == ["initial"]
-    assert any("phê duyệt bởi user:pho-giam-doc" in n["text"] for n in stored["notes"])
+    assert any("phê duyệt bởi pho-giam-doc" in n["text"] for n in stored["notes"])
 
 
 def test_report_errors_are_not_retried(tmp_path: Path, store: Store) -> None:

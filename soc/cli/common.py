@@ -4,7 +4,6 @@ caller's name, opening the service layer."""
 from __future__ import annotations
 
 import getpass
-import os
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -17,19 +16,17 @@ from soc.config_errors import ConfigError
 from soc.ui import console, literal
 
 if TYPE_CHECKING:
+    from soc.access import Principal
     from soc.app import App
 
-__all__ = ["ActorOption", "JsonOption", "RulesOption", "acting_user", "config_error_exit", "fail", "rule_dirs",
-           "service_layer"]
+__all__ = ["JsonOption", "RulesOption", "config_error_exit", "fail", "local_principal",
+           "rule_dirs", "service_layer"]
 
 RulesOption = Annotated[
     list[Path] | None,
     typer.Option("--rules", "-r", help="Sigma rule folder or file; repeat for several "
                  "(default: the project's detections/ plus SOC_RULE_DIRS).", show_default=False),
 ]
-ActorOption = Annotated[str | None, typer.Option(
-    "--actor", help="Who does this (recorded in the history; default: $SOC_ACTOR or your login).",
-    show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -67,25 +64,30 @@ def config_error_exit(error: ConfigError, debug: bool = False) -> NoReturn:
     raise typer.Exit(2)
 
 
-def acting_user(given: str | None) -> str:
-    """Who runs a command: ``--actor``, else ``$SOC_ACTOR``, else the login name."""
-    if given:
-        return given
+def local_principal() -> Principal:
+    """The shell user running the command, as a principal: ``local:LOGIN`` with every right
+    (whoever can run ``soc`` on the server can read the store's files anyway). The OS login,
+    not a name given on the command line: histories and approvals name who really acted."""
+    from soc.access import Principal
+
     try:
-        return os.environ.get("SOC_ACTOR") or getpass.getuser()
+        login = getpass.getuser()
     except Exception:  # no login name in a container
-        return "analyst"
+        login = "unknown"
+    return Principal.local(login)
 
 
 def service_layer(**options: Any) -> App:
-    """The service layer (:class:`soc.app.App`) over the configured store, opened now: a store
-    that cannot be reached, a wrong URL or a missing password file is reported here (exit 2),
-    with any password masked. ``options`` go to :class:`~soc.app.App`."""
+    """The service layer (:class:`soc.app.App`) over the configured store acting as the shell user
+    (:func:`local_principal`: every right, every change in the audit trail as ``local:LOGIN``),
+    opened now: a store that cannot be reached, a wrong URL or a missing password file is
+    reported here (exit 2), with any password masked. ``options`` go to :class:`~soc.app.App`."""
     from soc.app import App
+    from soc.cli.timeargs import cli_now
     from soc.secrets import SecretError, mask_urls_in
     from soc.store import StoreError
 
-    app = App(load_settings(), **options)
+    app = App(load_settings(), clock=cli_now, **options).acting_as(local_principal())
     try:
         app.store  # noqa: B018 -- open it now
     except (StoreError, SecretError) as error:

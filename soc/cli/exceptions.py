@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from soc.cli.common import ActorOption, JsonOption, acting_user, fail, service_layer
+from soc.cli.common import JsonOption, fail, local_principal, service_layer
 from soc.cli.listing import page_of
 from soc.cli.timeargs import SinceOption, UntilOption, cli_now, time_range
 from soc.detect.suppressions import parse_where
@@ -31,6 +31,11 @@ app = typer.Typer(
 
 T = TypeVar("T")
 
+
+
+def _actor() -> str:
+    """Who acts: the shell user, as the histories and the audit trail name it (``local:LOGIN``)."""
+    return local_principal().label
 
 
 def _call(action: Callable[[], T]) -> T:
@@ -105,7 +110,6 @@ def exceptions_add(
     check: Annotated[bool, typer.Option(help="Check the scope against the configured rules and warn when "
                                         "the exception could never apply (unknown rule id, a rule that "
                                         "raises no alerts itself, an empty group).")] = True,
-    actor: ActorOption = None,
 ) -> None:
     """Add an exception.
 
@@ -129,7 +133,7 @@ def exceptions_add(
     expires_at = _call(lambda: parse_expiry(expires, cli_now(), settings.zone))
     exception = _call(lambda: book.add(scope={"kind": kind, "value": None if kind == "all" else value},
                                        conditions=conditions, owner=owner, reason=reason,
-                                       actor=acting_user(actor), expires_at=expires_at))
+                                       actor=_actor(), expires_at=expires_at))
     console().print(cell(f"exception {exception.id}: {exception.describe()}; expires "
                          f"{show_time(exception.expires_at, settings.zone) if exception.expires_at else 'never'}"
                          f" ({zone_note(settings.zone)}); applies from the next rule run"))
@@ -158,12 +162,11 @@ def _warn_scope(exception: Any, settings: Any) -> None:
 def exceptions_disable(
     exception_id: Annotated[str, typer.Argument(help="Exception id (from `soc exceptions list`).")],
     note: Annotated[str, typer.Option(help="Why it is disabled (kept in the audit).")] = "",
-    actor: ActorOption = None,
 ) -> None:
     """Stop an exception from applying (it stays listed with --all, and in the audit)."""
 
     book = service_layer().exceptions
-    exception = _call(lambda: book.disable(exception_id, actor=acting_user(actor), note=note))
+    exception = _call(lambda: book.disable(exception_id, actor=_actor(), note=note))
     console().print(cell(f"exception {exception.id} disabled"))
 
 

@@ -11,7 +11,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from soc.cli.common import ActorOption, JsonOption, acting_user, fail, service_layer
+from soc.cli.common import JsonOption, fail, local_principal, service_layer
 from soc.cli.listing import COUNT_LIMIT, page_of
 from soc.cli.timeargs import SinceOption, UntilOption, cli_now, time_range
 from soc.ui import LEVEL_STYLE, cell, console, json_text, markup_safe, show_time, zone_note
@@ -28,6 +28,11 @@ app = typer.Typer(
     no_args_is_help=True, rich_markup_mode="rich")
 T = TypeVar("T")
 
+
+
+def _actor() -> str:
+    """Who acts: the shell user, as the histories and the audit trail name it (``local:LOGIN``)."""
+    return local_principal().label
 
 
 def _call(action: Callable[[], T]) -> T:
@@ -217,7 +222,6 @@ def incidents_open(
     incident_type: Annotated[str | None, typer.Option("--type", help="National type (dos, spoofing, malware, "
                              "unauthorized_access, defacement, ransomware, sabotage, espionage, combined, "
                              "other, scan, vulnerable); default from the rules' tags.")] = None,
-    actor: ActorOption = None,
 ) -> None:
     """Open an incident from alerts -- or return the one they are in or group with (same agency,
     a shared host, user or source IP within 24 hours of an open incident).
@@ -229,7 +233,7 @@ def incidents_open(
     missing = [a for a, d in zip(alert_ids, docs, strict=True) if d is None]
     if missing:
         fail(f"no alert {', '.join(missing)}; `soc alerts list --json` shows the ids")
-    incident = _call(lambda: service.open_from_alerts([d.body for d in docs if d], actor=acting_user(actor),
+    incident = _call(lambda: service.open_from_alerts([d.body for d in docs if d], actor=_actor(),
                                                       title=title, severity=severity,
                                                       incident_type=incident_type))
     console().print(cell(f"incident {incident.id}: {incident.title} ({len(incident.alert_ids)} alerts, "
@@ -242,7 +246,6 @@ def incidents_status(
     status: Annotated[str, typer.Argument(help="new, triage, contained, resolved or closed (forward; "
                                           "back to triage re-opens).")],
     note: Annotated[str | None, typer.Option(help="Why (kept as a note).")] = None,
-    actor: ActorOption = None,
 ) -> None:
     """Move an incident along its lifecycle. Reaching 'resolved' starts the 5 days for the
     closing report.
@@ -250,7 +253,7 @@ def incidents_status(
     Example: soc incidents status inc-1a2b3c4d5e6f7a8b resolved --note 'account locked, password reset'
     """
     settings, service = _service()
-    incident = _call(lambda: service.transition(incident_id, status, actor=acting_user(actor), note=note))
+    incident = _call(lambda: service.transition(incident_id, status, actor=_actor(), note=note))
     line = f"{incident.id} is now {incident.status}"
     if incident.closing_due and incident.status == "resolved":
         line += f"; closing report due {show_time(incident.closing_due, settings.zone)}"
@@ -261,11 +264,10 @@ def incidents_status(
 def incidents_assign(
     incident_id: Annotated[str, typer.Argument(help="Incident id.")],
     assignee: Annotated[str, typer.Argument(help="Who handles it ('' to unassign).")],
-    actor: ActorOption = None,
 ) -> None:
     """Assign an incident. Example: soc incidents assign inc-1a2b3c4d5e6f7a8b nguyen.van.a"""
     _settings, service = _service()
-    incident = _call(lambda: service.assign(incident_id, assignee or None, actor=acting_user(actor)))
+    incident = _call(lambda: service.assign(incident_id, assignee or None, actor=_actor()))
     console().print(cell(f"{incident.id} assigned to {incident.assignee or 'nobody'}"))
 
 
@@ -273,11 +275,10 @@ def incidents_assign(
 def incidents_note(
     incident_id: Annotated[str, typer.Argument(help="Incident id.")],
     text: Annotated[str, typer.Argument(help="The note.")],
-    actor: ActorOption = None,
 ) -> None:
     """Add a note. Example: soc incidents note inc-1a2b3c4d5e6f7a8b 'called the agency IT: server patched'"""
     _settings, service = _service()
-    incident = _call(lambda: service.add_note(incident_id, text, actor=acting_user(actor)))
+    incident = _call(lambda: service.add_note(incident_id, text, actor=_actor()))
     console().print(f"{incident.id}: {len(incident.notes)} notes")
 
 
@@ -285,14 +286,13 @@ def incidents_note(
 def incidents_verdict(
     incident_id: Annotated[str, typer.Argument(help="Incident id.")],
     verdict: Annotated[str, typer.Argument(help="true_positive, false_positive or benign ('' to clear).")],
-    actor: ActorOption = None,
 ) -> None:
     """Record the verdict. False positives and benign incidents owe no national report.
 
     Example: soc incidents verdict inc-1a2b3c4d5e6f7a8b false_positive
     """
     _settings, service = _service()
-    incident = _call(lambda: service.set_verdict(incident_id, verdict or None, actor=acting_user(actor)))
+    incident = _call(lambda: service.set_verdict(incident_id, verdict or None, actor=_actor()))
     console().print(f"{incident.id}: verdict {incident.verdict or '-'}")
 
 
@@ -300,14 +300,13 @@ def incidents_verdict(
 def incidents_merge(
     target: Annotated[str, typer.Argument(help="The incident that remains.")],
     sources: Annotated[list[str], typer.Argument(help="Incidents folded into it (closed, marked merged).")],
-    actor: ActorOption = None,
 ) -> None:
     """Merge incidents: alerts, notes, affected systems and impacts move to TARGET.
 
     Example: soc incidents merge inc-aaaa... inc-bbbb... inc-cccc...
     """
     _settings, service = _service()
-    incident = _call(lambda: service.merge(target, sources, actor=acting_user(actor)))
+    incident = _call(lambda: service.merge(target, sources, actor=_actor()))
     console().print(cell(f"{incident.id}: {len(incident.alert_ids)} alerts after merging {', '.join(sources)}"))
 
 
@@ -316,14 +315,13 @@ def incidents_split(
     incident_id: Annotated[str, typer.Argument(help="The incident to split.")],
     alert_ids: Annotated[list[str], typer.Argument(help="Its alerts that form the new incident.")],
     title: Annotated[str | None, typer.Option(help="Title of the new incident.")] = None,
-    actor: ActorOption = None,
 ) -> None:
     """Split alerts off into a new incident.
 
     Example: soc incidents split inc-1a2b3c4d5e6f7a8b ALERT_ID ALERT_ID --title 'Second attacker'
     """
     _settings, service = _service()
-    incident = _call(lambda: service.split(incident_id, alert_ids, actor=acting_user(actor), title=title))
+    incident = _call(lambda: service.split(incident_id, alert_ids, actor=_actor(), title=title))
     console().print(cell(f"new incident {incident.id}: {incident.title} ({len(incident.alert_ids)} alerts)"))
 
 
@@ -332,11 +330,10 @@ def incidents_move(
     from_id: Annotated[str, typer.Argument(help="The incident the alerts are in.")],
     to_id: Annotated[str, typer.Argument(help="The incident they go to.")],
     alert_ids: Annotated[list[str], typer.Argument(help="Alert ids.")],
-    actor: ActorOption = None,
 ) -> None:
     """Move alerts between incidents. Example: soc incidents move inc-aaaa... inc-bbbb... ALERT_ID"""
     _settings, service = _service()
-    incident = _call(lambda: service.move_alerts(alert_ids, from_id, to_id, actor=acting_user(actor)))
+    incident = _call(lambda: service.move_alerts(alert_ids, from_id, to_id, actor=_actor()))
     console().print(f"{incident.id}: now {len(incident.alert_ids)} alerts")
 
 
@@ -363,7 +360,6 @@ def incidents_update(
     systems_file: Annotated[Path | None, typer.Option(help="YAML/JSON list of affected systems with all "
                             "fields (name, level, national_critical, operator, owner, hosts, public_ips, "
                             "domains, services, controls, os); replaces the list.")] = None,
-    actor: ActorOption = None,
 ) -> None:
     """Change fields of an incident. Title, severity and type set here are kept when more alerts
     are attached later.
@@ -387,7 +383,7 @@ def incidents_update(
     if not fields:
         fail("nothing to update: give at least one option (see --help)")
     settings, service = _service()
-    incident = _call(lambda: service.update(incident_id, actor=acting_user(actor), **fields))
+    incident = _call(lambda: service.update(incident_id, actor=_actor(), **fields))
     console().print(f"{incident.id} updated; serious: {_serious_text(incident)}")
 
 

@@ -17,7 +17,8 @@ from typing import Annotated
 import typer
 
 from soc.cli.common import fail
-from soc.config import load_settings
+from soc.config import Settings, load_settings
+from soc.config_security import KafkaSecurityError
 from soc.secrets import SecretError, redact_logs, warn_password_option
 
 app = typer.Typer(
@@ -70,6 +71,18 @@ def _kafka_unreachable() -> tuple[type[Exception], ...]:
                                                      "KafkaConnectionError") if hasattr(errors, name))
 
 
+def _security(settings: Settings, bootstrap: str) -> dict[str, object]:
+    """The Kafka clients' TLS/SASL options from the settings (exits with the reason when a
+    password file is missing or SASL PLAIN would go out in clear text)."""
+    from soc.kafka.config import security_options
+
+    redact_logs(settings.secret_values())
+    try:
+        return security_options(settings.kafka, bootstrap)
+    except (SecretError, KafkaSecurityError) as error:
+        fail(str(error))
+
+
 def _config(**overrides: object):  # type: ignore[no-untyped-def]
     from soc.kafka.worker import WorkerConfig
 
@@ -83,7 +96,7 @@ def _config(**overrides: object):  # type: ignore[no-untyped-def]
     topic = overrides.pop("topic", None)
     try:
         config = WorkerConfig.from_settings(settings, **overrides)
-    except SecretError as error:  # the store password's file or variable is missing
+    except (SecretError, KafkaSecurityError) as error:  # a password file missing, SASL PLAIN in clear text
         fail(str(error))
     if topic:
         config.topics = [str(topic)]
@@ -178,14 +191,20 @@ def relay(
     source: Annotated[str, typer.Option("--source", help="Source name recorded with each message.")] = "syslog",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More logging.")] = False,
 ) -> None:
-    """Listen for syslog (UDP/TCP, RFC 6587 framing) and publish each message to Kafka.
+    """Listen for syslog (UDP/TCP, RFC 6587 framing; TLS/mTLS on its own port when syslog.tls is
+    set, RFC 5425) and publish each message to Kafka.
 
-    The record key is the agency resolved from the sender's address (ingest/agencies.yml), the
-    value the message bytes as received; acks=all, retries, flushed before each next batch and
-    on stop (SIGTERM/Ctrl-C). Workers (`soc kafka worker`) then store them.
+    The record key is the agency of the client certificate (mutual TLS), else the one resolved
+    from the sender's address (ingest/agencies.yml); the value is the message bytes as received;
+    acks=all, retries, flushed before each next batch and on stop (SIGTERM/Ctrl-C). Workers
+    (`soc kafka worker`) then store them.
     """
     import threading
 
+    from soc.agencies import load_agencies
+    from soc.ingest.sourcedefs import SourceDefinition
+    from soc.ingest.sources import SourceError
+    from soc.ingest.sources.tls import tls_endpoint
     from soc.kafka.relay import SyslogRelay
     from soc.net import listen_address
 
@@ -193,13 +212,20 @@ def relay(
     settings = load_settings()
     udp_addr = settings.syslog.udp if udp is None else udp
     tcp_addr = settings.syslog.tcp if tcp is None else tcp
-    if not udp_addr and not tcp_addr:
-        typer.echo("error: give --udp and/or --tcp", err=True)
+    agencies = load_agencies()
+    try:
+        tls = tls_endpoint(SourceDefinition(name=source, type="syslog"), settings.syslog.tls, agencies)
+    except (SourceError, SecretError) as error:
+        fail(str(error))
+    if not udp_addr and not tcp_addr and tls is None:
+        typer.echo("error: give --udp and/or --tcp (or set syslog.tls)", err=True)
         raise typer.Exit(2)
     servers = bootstrap or settings.kafka.bootstrap
+    security = _security(settings, servers)
     try:
         r = SyslogRelay(servers, topic or settings.kafka.topic, udp=udp_addr or None, tcp=tcp_addr or None,
-                        source_name=source, max_frame_bytes=4 * settings.syslog.max_message_bytes)
+                        tls=tls, source_name=source, agencies=agencies, security=security,
+                        max_frame_bytes=4 * settings.syslog.max_message_bytes)
     except _kafka_unreachable() as error:
         typer.echo(f"error: Kafka at {servers} is unreachable ({error}): check --bootstrap", err=True)
         raise typer.Exit(2) from error
@@ -208,7 +234,8 @@ def relay(
     except OSError as error:
         typer.echo(f"error: {error} (ports below 1024 need root; use --udp/--tcp with a free port)", err=True)
         raise typer.Exit(2) from error
-    for kind, address in (("UDP", r.udp_address), ("TCP", r.tcp_address)):
+    for kind, address in (("UDP", r.udp_address), ("TCP", r.tcp_address),
+                          (tls.kind if tls else "TLS", r.tls_address)):
         if address:
             typer.echo(f"relaying syslog on {kind} {listen_address(address[0], address[1])} -> {r.topic}", err=True)
     stop = threading.Event()
@@ -231,8 +258,9 @@ def status(
 
     settings = load_settings()
     k = settings.kafka
-    st = group_status(bootstrap or k.bootstrap, group or k.group, [topic or k.topic],
-                      dead_letter_topic or k.dead_letter_topic)
+    servers = bootstrap or k.bootstrap
+    st = group_status(servers, group or k.group, [topic or k.topic], dead_letter_topic or k.dead_letter_topic,
+                      security=_security(settings, servers))
     if as_json:
         typer.echo(json.dumps(st.as_dict()))
         return
@@ -272,7 +300,8 @@ def dlq_list(
     topic = dead_letter_topic or settings.kafka.dead_letter_topic
     reasons: Counter[str] = Counter()
     shown = 0
-    for letter in read_dead_letters(bootstrap or settings.kafka.bootstrap, topic):
+    servers = bootstrap or settings.kafka.bootstrap
+    for letter in read_dead_letters(servers, topic, security=_security(settings, servers)):
         reasons[letter.reason.split(":", 1)[0] if letter.stage != "store" else
                 "store rejected: " + letter.reason.split(":")[1].strip()] += 1
         if limit and shown >= limit:
@@ -316,7 +345,7 @@ def dlq_replay(
                      max_message_bytes=max_message_bytes, invalid_utf8=invalid_utf8,
                      dead_letter_topic=dead_letter_topic)
     topic = dead_letter_topic or settings.kafka.dead_letter_topic
-    result = run_replay(read_dead_letters(config.bootstrap, topic), config)
+    result = run_replay(read_dead_letters(config.bootstrap, topic, security=config.security), config)
     for coordinates, reason in result.still_failing:
         typer.echo(f"still failing {coordinates}: {literal(reason)}", err=True)
     typer.echo(json.dumps(result.as_dict()))

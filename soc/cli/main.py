@@ -22,17 +22,24 @@ from typer.core import TyperGroup
 
 from soc.cli import (
     alerts,
+    audit,
     config,
     detect,
     devstack,
+    events,
     exceptions,
     hunt,
     incidents,
+    jobs,
     kafka,
     playbook,
     report,
     rules,
     run,
+    store,
+    tasks,
+    tokens,
+    users,
 )
 from soc.cli.common import config_error_exit
 from soc.config_errors import ConfigError
@@ -83,6 +90,13 @@ app.add_typer(report.app, name="report")
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(devstack.app, name="devstack")
 app.add_typer(config.app, name="config")
+app.add_typer(events.app, name="events")
+app.add_typer(store.app, name="store")
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(audit.app, name="audit")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from soc.cli.common import fail
+from soc.cli.common import fail, local_principal
 from soc.cli.listing import find_page
 from soc.cli.timeargs import SinceOption, UntilOption, time_range
 from soc.config import load_settings
@@ -34,9 +34,13 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "waiti
 
 def _runner(folder: Path | None = None, *, store_url: str | None = None,  # type: ignore[no-untyped-def]
             background: bool = False):
+    from soc.access import Principal
     from soc.app import App
 
-    return App(load_settings(), store_url=store_url).playbook_runner(folder=folder, background=background)
+    # by hand: the shell user; the worker: the service itself (both audited)
+    actor = Principal.system("playbook-worker") if background else local_principal()
+    return App(load_settings(), store_url=store_url).acting_as(actor).playbook_runner(folder=folder,
+                                                                                       background=background)
 
 
 def _duration(run: dict[str, Any]) -> str:
@@ -123,17 +127,15 @@ def run(
     incident: Annotated[str | None, typer.Option("--incident", help="Run on this incident id (trigger.incident).")] = None,
     key: Annotated[str | None, typer.Option(help="Idempotency key: a second run with the same key does "
                                             "nothing (default: a new key each time).")] = None,
-    actor: Annotated[str | None, typer.Option(help="Who runs it (default: your user name).")] = None,
     folder: FolderOption = None,
 ) -> None:
     """Run a playbook by hand and print its steps."""
-    import getpass
     import uuid
 
     from soc.playbooks.model import PlaybookError
 
     runner = _runner(folder)
-    who = actor or f"user:{getpass.getuser()}"
+    who = local_principal().label
     trigger: dict[str, Any] = {"type": "manual", "by": who}
     if alert:
         alerts = []
@@ -272,17 +274,22 @@ def approve(
     run_id: Annotated[str, typer.Argument(help="The waiting run (`soc playbook runs --status waiting`).")],
     reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approve.")] = False,
     comment: Annotated[str, typer.Option(help="Why (kept in the record).")] = "",
-    by: Annotated[str | None, typer.Option(help="Who decides (default: your user name).")] = None,
 ) -> None:
-    """Approve (or reject) what a waiting run asks for; the run then continues."""
-    import getpass
+    """Approve (or reject) what a waiting run asks for; the run then continues.
 
+    The decision is recorded under your login (local:LOGIN). When the approval step lists
+    `approvers`, your login must be one of their names: a shell user on the server holds every
+    right (the admin role) but is not any other role, so role:NAME entries (other than
+    role:admin) are for users of the API and console.
+    """
+    from soc.access import Forbidden
+    from soc.cli.common import local_principal
     from soc.playbooks.model import PlaybookError
 
     runner = _runner()
     try:
-        runner.approve(run_id, approved=not reject, by=by or f"user:{getpass.getuser()}", comment=comment)
-    except PlaybookError as error:
+        runner.approve(run_id, approved=not reject, by=local_principal(), comment=comment)
+    except (PlaybookError, Forbidden) as error:
         fail(str(error))
         return
     _show(runner, run_id, verbose=False)

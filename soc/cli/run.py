@@ -32,6 +32,7 @@ def run(
     import logging
 
     from soc.app import App
+    from soc.identity.bootstrap import ensure_first_admin
     from soc.ingest.sourcedefs import SourceDefinitionError
     from soc.ingest.sources import SourceError
     from soc.secrets import SecretError, mask_urls_in
@@ -50,6 +51,7 @@ def run(
         settings.syslog.tcp = tcp or None
     try:
         with App(settings, rule_dirs=rules) as app:
+            ensure_first_admin(app.store, typer.echo, settings=settings.auth)  # a fresh store: `admin`, shown once
             run_service(app, once=once)
     except (StoreError, SecretError) as error:  # store unreachable, bad URL, secret file missing
         fail(mask_urls_in(str(error)))

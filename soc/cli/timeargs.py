@@ -25,7 +25,6 @@ from typing import Annotated
 
 import typer
 
-from soc.cli.common import fail
 from soc.clock import Clock, system_clock
 from soc.model import iso, parse_iso
 
@@ -148,8 +147,9 @@ def time_range(since: TimeArg | None, until: TimeArg | None, zone: tzinfo, *,
     start = since.resolve(zone, now) if since else None
     end = until.resolve(zone, now) if until else None
     if start is not None and end is not None and start >= end:
-        fail(f"--since {since.text if since else ''!r} ({iso(start)}) is not before --until "
-             f"{until.text if until else ''!r} ({iso(end)}): nothing can lie between them")
+        raise typer.BadParameter(f"--since {since.text if since else ''!r} ({iso(start)}) is not before "
+                                 f"--until {until.text if until else ''!r} ({iso(end)}): nothing can lie "
+                                 "between them")
     return TimeRange(start, end)
 
 

@@ -14,6 +14,8 @@ One module, one job:
 * :mod:`~soc.export.outbox`, :mod:`~soc.export.channels` delivery with retries and receipts
 * :mod:`~soc.export.reports`  the façade the CLI, playbooks and the scheduler use
 * :mod:`~soc.export.schedule` periodic summaries with APScheduler; :mod:`~soc.export.due` deadlines
+* :mod:`~soc.export.audit_checkpoints` the audit checkpoints the summaries carry, read back and
+  their signatures checked (``soc audit verify``)
 
 See ``docs/reporting.md``.
 """

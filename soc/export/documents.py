@@ -11,9 +11,9 @@ in the report's zone (``+07:00`` for Asia/Ho_Chi_Minh), as the forms show local 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 DetectionMethod = Literal["ids", "log_review", "notified_by", "other"]
 Notified = Literal["network_member", "isp", "coordinating_authority"]
@@ -174,7 +174,30 @@ class HandlingRow(_Model):
     est_damage_vnd: int = 0
 
 
-class SummaryReport(Envelope):
+class AuditCheckpoint(_Model):
+    """The head of the audit trail when the summary was built (soc/audit): kept under the
+    report's signature so that `soc audit verify` can tell if records were removed or rewritten."""
+
+    seq: int = Field(ge=1, description="sequence number of the newest audit record")
+    hash: str = Field(pattern="^[0-9a-f]{64}$", description="its SHA-256 hash (hex)")
+    at: str | None = Field(None, description="its time (ISO 8601, UTC)")
+
+
+class _Checkpointed(Envelope):
+    """A periodic summary: carries ``audit_checkpoint`` (left out of the JSON when there is
+    none, so that summaries built before it existed render as they did)."""
+
+    audit_checkpoint: AuditCheckpoint | None = Field(None, description="head of the audit trail at build time")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_checkpoint(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("audit_checkpoint") is None:
+            data.pop("audit_checkpoint", None)
+        return data
+
+
+class SummaryReport(_Checkpointed):
     """Mẫu 05: Báo cáo tổng hợp 06 tháng / 01 năm về hoạt động tiếp nhận và xử lý sự cố."""
 
     document: Literal["summary_report"] = "summary_report"
@@ -226,7 +249,7 @@ class LogSources(_Model):
     silent: list[SilentSource]
 
 
-class MonitoringSummary(Envelope):
+class MonitoringSummary(_Checkpointed):
     """§2.B: operational summary for a day, week or month."""
 
     document: Literal["monitoring_summary"] = "monitoring_summary"

@@ -36,6 +36,7 @@ from soc.model import iso, parse_iso
 from soc.retry import Backoff
 from soc.store.base import Conflict, Store
 from soc.store.lease import Claim, LeaseFields, LeaseLost, Leases
+from soc.store.scoped import REPORT_OWNER_FIELD
 
 log = logging.getLogger(__name__)
 OUTBOX = "report_outbox"
@@ -87,6 +88,7 @@ def enqueue(store: Store, settings: Settings, report_no: str, recipients: list[s
         body = {"id": eid, "report_no": report_no, "recipient": r.name, "channel": r.channel,
                 "endpoint": r.endpoint, "profile_id": snap["profile"]["id"], "document": snap["document"],
                 "kind": snap["kind"], "incident_id": (snap.get("incident") or {}).get("id"),
+                REPORT_OWNER_FIELD: snap.get(REPORT_OWNER_FIELD) or snapshots.owner_agencies(snap),
                 "status": "pending", "attempts": 0, "created_at": at, "next_attempt_at": at,
                 "lease_until": None, "last_error": None, "receipt": None, "delivered_at": None,
                 "attempts_log": []}
@@ -186,7 +188,8 @@ def deliver_entry(store: Store, settings: Settings, claim: Claim, clock: Clock =
     store.create(RECEIPTS, body["id"], {"id": body["id"], "report_no": body["report_no"],
                                         "recipient": body["recipient"], "channel": body["channel"],
                                         "delivered_at": delivered, "receipt": receipt,
-                                        "late": reports.is_late(body["report_no"], delivered)})
+                                        "late": reports.is_late(body["report_no"], delivered),
+                                        REPORT_OWNER_FIELD: body.get(REPORT_OWNER_FIELD) or []})
     reports.mark_delivered(body["report_no"], delivered)
     return body
 

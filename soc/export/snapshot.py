@@ -5,6 +5,10 @@ number, create-only): the incident, its alerts, the reporting identity from the 
 profile, the agency names, the build time and the analyst's overrides for form fields the
 incident does not hold. Rebuilding from the snapshot gives byte-identical files, whatever changed
 in the store or the settings since.
+
+A stored snapshot also carries ``owner_agencies`` (:data:`soc.store.scoped.REPORT_OWNER_FIELD`):
+the agencies of its incident, which decide who may see the report, its outbox entries and
+receipts. A province-wide summary has none: only principals that see every agency see it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from soc.errors import SocError
 from soc.export.profiles import Profile
 from soc.model import iso
 from soc.store.base import Store
+from soc.store.scoped import REPORT_OWNER_FIELD
 
 SNAPSHOTS = "report_snapshots"
 ALERTS = "alerts"
@@ -118,11 +123,20 @@ def _initial_ref(store: Store, incident: dict[str, Any]) -> dict[str, Any] | Non
     return None
 
 
+def owner_agencies(snapshot: dict[str, Any]) -> list[str]:
+    """The agencies a report belongs to: its incident's (``agencies`` and ``agency``); none for
+    a summary."""
+    incident = snapshot.get("incident") or {}
+    found = [*(incident.get("agencies") or []), incident.get("agency")]
+    return sorted({a for a in found if isinstance(a, str) and a})
+
+
 def save(store: Store, snapshot: dict[str, Any]) -> bool:
     """Store a snapshot, create-only (returns False when that report number exists)."""
     body = dict(snapshot)
     if snapshot["document"] == "incident_report":
         body["incident_id"] = snapshot["incident"]["id"]
+    body[REPORT_OWNER_FIELD] = owner_agencies(snapshot)
     ok = store.create(SNAPSHOTS, snapshot["report_no"], body)
     store.refresh()
     return ok

@@ -1,6 +1,10 @@
 """Periodic summaries: Mẫu 05 (six-monthly / yearly) and the daily / weekly / monthly
 monitoring summary (``national-reporting.md`` §2.B), captured into a snapshot and built from it.
 
+Each summary carries ``audit_checkpoint``: the head of the audit trail (sequence number, hash,
+time) when its snapshot was captured, in the document and so under the report's signature
+(:mod:`soc.audit.checkpoints`; ``soc audit verify`` checks the chain against it).
+
 Counting rules (also in ``docs/reporting.md``):
 
 * an incident *belongs to a period* when it was discovered in it (``discovered_at`` in
@@ -23,6 +27,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from soc.audit.checkpoints import audit_checkpoint
 from soc.config import Settings
 from soc.export.documents import HandlingRow, MonitoringSummary, SummaryReport
 from soc.export.incident_report import Missing, MissingFieldsError
@@ -115,6 +120,8 @@ def capture_summary(store: Store, settings: Settings, profile: Profile, period: 
         "event_counts": _counts(store, period) if document == "monitoring_summary" else {},
         "handling": _handling(store, [i["id"] for i in incidents]),
         "recommendations": recommendations,
+        # the audit trail's head, signed with the report (soc audit verify checks the chain against it)
+        "audit_checkpoint": audit_checkpoint(store),
     })
     return snap
 
@@ -203,6 +210,7 @@ def build_summary_report(snapshot: dict[str, Any]) -> SummaryReport:
         "incident_ids": sorted(i["id"] for i in incidents),
         "signatory": {"name": sig["name"], "title": sig["title"],
                       "signed_by": "digital_signature" if snapshot["reporting"].get("digital_signature") else "seal"},
+        "audit_checkpoint": snapshot.get("audit_checkpoint"),
     })
     return SummaryReport.model_validate(data)
 
@@ -290,5 +298,6 @@ def build_monitoring_summary(snapshot: dict[str, Any]) -> MonitoringSummary:
                         "silent": silent},
         "top_sources": [{"value": v, "hits": n} for v, n in sorted(sources.items(), key=lambda x: (-x[1], x[0]))[:10]],
         "top_targets": [{"value": v, "hits": n} for v, n in sorted(targets.items(), key=lambda x: (-x[1], x[0]))[:10]],
+        "audit_checkpoint": snapshot.get("audit_checkpoint"),
     })
     return MonitoringSummary.model_validate(data)

@@ -38,7 +38,9 @@ class Record:
     replay of the same file or Kafka offsets yields the same ids. ``peer`` is the sender's
     address for network sources (used to find the agency). ``origin`` is a human-readable
     location for error messages and dead letters (``path:offset``, ``topic/partition/offset``,
-    ``udp 10.0.0.5:514``).
+    ``udp 10.0.0.5:514``). ``agency`` is the agency id the transport itself authenticated (a
+    client certificate under mutual TLS, :mod:`soc.ingest.sources.tls`): it overrides the
+    source's agency and the one found from ``peer``.
     """
 
     raw: bytes
@@ -46,3 +48,4 @@ class Record:
     received: datetime
     origin: str
     peer: str | None = None
+    agency: str | None = None

@@ -18,14 +18,24 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from soc.agencies import AgencyTree
 from soc.config import DEFAULT_TIMEZONE, content_dir
+from soc.config_security import UNMAPPED_CERTIFICATE, check_readable_file
 from soc.errors import SocError
 from soc.ingest.normalize import SourceContext
 from soc.ingest.parsers import PARSERS
 from soc.ingest.registry import REGISTRY
+from soc.secrets import resolve_secret, warn_inline
 
 BY_NETWORK = "by-network"
 
@@ -46,7 +56,9 @@ class SourceDefinition(BaseModel):
     file; ``inbox``: the drop folder, default ``<data dir>/inbox``); ``listen_udp``/``listen_tcp``
     override the settings' syslog addresses; ``topic``, ``bootstrap`` and ``group`` say where a
     ``kafka`` source consumes (default: the ``kafka:`` settings' topic and bootstrap, group
-    ``soc-run-NAME``)."""
+    ``soc-run-NAME``). ``listen_tls`` and the ``tls_*`` fields give a ``syslog`` source its TLS
+    listener (RFC 5425) and mutual TLS, each defaulting to the ``syslog: {tls: ...}`` settings
+    (:mod:`soc.ingest.sources.tls`, docs/sources.md)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -58,6 +70,16 @@ class SourceDefinition(BaseModel):
     path: str | None = None
     listen_udp: str | None = None
     listen_tcp: str | None = None
+    listen_tls: str | None = None
+    tls_certificate: Path | None = None
+    tls_private_key: Path | None = None
+    tls_key_password: SecretStr | None = None
+    tls_key_password_env: str | None = None
+    tls_key_password_file: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_require_client_certificate: bool | None = None
+    tls_agency_from_certificate: bool | None = None
+    tls_unmapped_certificate: str | None = None
     topic: str | None = None
     bootstrap: str | None = None
     group: str | None = None
@@ -86,12 +108,40 @@ class SourceDefinition(BaseModel):
                              f"{DEFAULT_TIMEZONE}") from None
         return value
 
+    @field_validator("tls_certificate", "tls_private_key", "tls_client_ca", "tls_key_password_file")
+    @classmethod
+    def _readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return check_readable_file(value, info.field_name or "file")
+
+    @field_validator("tls_unmapped_certificate")
+    @classmethod
+    def _unmapped(cls, value: str | None) -> str | None:
+        if value is not None and value not in UNMAPPED_CERTIFICATE:
+            raise ValueError(f"{value!r}: use {' or '.join(UNMAPPED_CERTIFICATE)}")
+        return value
+
     @model_validator(mode="after")
     def _needs(self) -> SourceDefinition:
         missing = [f for f in REGISTRY.get(self.type).needs if not getattr(self, f, None)]
         if missing:
             raise ValueError(f"a {self.type} source needs {' and '.join(repr(f) for f in missing)}")
+        tls = [f for f in self.model_fields_set if f == "listen_tls" or f.startswith("tls_")]
+        if tls and self.type != "syslog":
+            raise ValueError(f"{', '.join(sorted(tls))}: only a syslog source listens for TLS")
+        own = [f for f in ("tls_private_key", "tls_key_password", "tls_key_password_env", "tls_key_password_file")
+               if getattr(self, f) is not None]
+        if own and self.tls_certificate is None:
+            raise ValueError(f"{', '.join(own)} need tls_certificate (the certificate that key belongs to)")
+        if self.tls_key_password is not None:
+            warn_inline(f"source {self.name!r}: tls_key_password", "tls_key_password_file", "tls_key_password_env")
         return self
+
+    def tls_key_secret(self) -> str | None:
+        """The password of ``tls_private_key`` (``tls_key_password_file``, else ``_env``, else
+        inline); ``None`` when none is set. :class:`soc.secrets.SecretError` when the file or
+        variable is missing."""
+        return resolve_secret(self.tls_key_password, self.tls_key_password_env, self.tls_key_password_file,
+                              f"source {self.name!r}: tls_key_password")
 
 
 def _read_yaml(path: Path) -> object:

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from soc.kafka.config import client_options
+
 __all__ = ["consumer_options"]
 
 
 def consumer_options(bootstrap: str, group: str, *, client_id: str = "soc-ingest", batch_size: int = 5000,
-                     max_poll_interval_ms: int = 300_000, session_timeout_ms: int = 45_000) -> dict[str, Any]:
+                     max_poll_interval_ms: int = 300_000, session_timeout_ms: int = 45_000,
+                     security: dict[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments for ``kafka.KafkaConsumer``: offsets are committed by the caller, only
-    after the records up to them are stored (``enable_auto_commit=False``)."""
-    return dict(
-        bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
+    after the records up to them are stored (``enable_auto_commit=False``); ``security`` are the
+    TLS/SASL options (:func:`soc.kafka.config.security_options`)."""
+    return client_options(
+        bootstrap, security, group_id=group, client_id=client_id,
         enable_auto_commit=False, auto_offset_reset="earliest",
         max_poll_records=batch_size, max_poll_interval_ms=max_poll_interval_ms,
         session_timeout_ms=session_timeout_ms, heartbeat_interval_ms=max(1000, session_timeout_ms // 10),

@@ -113,14 +113,17 @@ class DeadLetter:
                    dlq_offset=(record.partition, record.offset))
 
 
-def read_dead_letters(bootstrap: str, topic: str, *, timeout_s: float = 10.0,
+def read_dead_letters(bootstrap: str, topic: str, *, timeout_s: float = 10.0, security: dict[str, Any] | None = None,
                       **config: Any) -> Iterator[DeadLetter]:
     """Every dead letter on ``topic`` from the beginning to the end offsets as of the call
-    (no consumer group: reading never commits or moves anyone's position)."""
+    (no consumer group: reading never commits or moves anyone's position). ``security``: the
+    TLS/SASL options (:func:`soc.kafka.config.security_options`)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             client_id="soc-dlq-reader", **config)
+    from soc.kafka.config import client_options
+
+    consumer = KafkaConsumer(**client_options(bootstrap, security, enable_auto_commit=False, group_id=None,
+                                              client_id="soc-dlq-reader", **config))
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]

@@ -41,14 +41,17 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from soc.config_security import KafkaSecurityError
 from soc.ingest.normalize import SourceContext
 from soc.ingest.pipeline import IngestPipeline, build_pipeline
 from soc.ingest.sourcedefs import BY_NETWORK
 from soc.ingest.sources.base import Batch, SourceCounters, SourceError
 from soc.ingest.stages import StageOptions
+from soc.kafka.config import security_options
 from soc.kafka.consumer import consumer_options
 from soc.kafka.messages import ContextKey, Malformed, context_for, inspect, to_record
 from soc.model import Event
+from soc.secrets import SecretError
 
 if TYPE_CHECKING:
     from soc.ingest.sourcedefs import SourceDefinition
@@ -81,9 +84,13 @@ class KafkaSource:
         self.bootstrap = definition.bootstrap or k.bootstrap
         self.group = definition.group or f"soc-run-{definition.name}"
         self.batch_size = k.batch_size
+        try:
+            security = security_options(k, self.bootstrap)
+        except (KafkaSecurityError, SecretError) as error:
+            raise SourceError(f"source {self.name!r}: {error}") from error
         self.options = consumer_options(self.bootstrap, self.group, client_id=f"soc-run-{definition.name}",
                                         batch_size=k.batch_size, max_poll_interval_ms=k.max_poll_interval_ms,
-                                        session_timeout_ms=k.session_timeout_ms)
+                                        session_timeout_ms=k.session_timeout_ms, security=security)
         self.agencies = env.agencies
         self.zone = definition.timezone
         self.defaults = dict(default_agency=None if definition.agency == BY_NETWORK else definition.agency,

@@ -60,12 +60,16 @@ def topic_counts(consumer: Any, topic: str) -> tuple[list[Any], dict[Any, int], 
     return tps, consumer.beginning_offsets(tps), consumer.end_offsets(tps)
 
 
-def group_status(bootstrap: str, group: str, topics: list[str], dead_letter_topic: str | None = None) -> GroupStatus:
-    """Committed vs end offsets of ``group`` on every partition of ``topics``."""
+def group_status(bootstrap: str, group: str, topics: list[str], dead_letter_topic: str | None = None, *,
+                 security: dict[str, Any] | None = None) -> GroupStatus:
+    """Committed vs end offsets of ``group`` on every partition of ``topics`` (``security``: the
+    TLS/SASL options, :func:`soc.kafka.config.security_options`)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                             client_id="soc-kafka-status")
+    from soc.kafka.config import client_options
+
+    consumer = KafkaConsumer(**client_options(bootstrap, security, group_id=group, enable_auto_commit=False,
+                                              client_id="soc-kafka-status"))
     try:
         status = GroupStatus(group, dead_letter_topic=dead_letter_topic)
         for topic in topics:

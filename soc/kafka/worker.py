@@ -71,7 +71,7 @@ from typing import Any
 from soc.agencies import AgencyTree, load_agencies
 from soc.ingest.pipeline import IngestPipeline, build_pipeline
 from soc.kafka import deadletters as dl
-from soc.kafka.config import WorkerConfig, open_event_store
+from soc.kafka.config import WorkerConfig, client_options, open_event_store
 from soc.kafka.consumer import consumer_options
 from soc.kafka.messages import ContextKey, Coordinates, Malformed, context_for, inspect, to_record
 from soc.kafka.metrics import MetricsServer, WorkerMetrics
@@ -124,7 +124,7 @@ class IngestWorker:
         c = self.config
         options = consumer_options(c.bootstrap, c.group, client_id=c.client_id, batch_size=c.batch_size,
                                    max_poll_interval_ms=c.max_poll_interval_ms,
-                                   session_timeout_ms=c.session_timeout_ms)
+                                   session_timeout_ms=c.session_timeout_ms, security=c.security)
         factory = self._consumer_factory or KafkaConsumer
         return factory(**options)
 
@@ -132,10 +132,10 @@ class IngestWorker:
         if self.producer is None:
             from kafka import KafkaProducer
 
-            self.producer = KafkaProducer(
-                bootstrap_servers=self.config.bootstrap, client_id=f"{self.config.client_id}-dlq", acks="all",
+            self.producer = KafkaProducer(**client_options(
+                self.config.bootstrap, self.config.security, client_id=f"{self.config.client_id}-dlq", acks="all",
                 retries=2**31 - 1, linger_ms=5, max_request_size=16 * 1024 * 1024,
-                delivery_timeout_ms=120_000)
+                delivery_timeout_ms=120_000))
         return self.producer
 
     def stop(self) -> None:

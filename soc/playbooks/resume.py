@@ -4,14 +4,19 @@ recovery sweep (see :mod:`soc.playbooks.runner`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from soc.access import Forbidden, Principal
 from soc.model import iso, now_utc
+from soc.playbooks.approvers import check_approver
 from soc.playbooks.model import PlaybookError
 from soc.playbooks.runs import TERMINAL, RunnerHost, _dumps, _Run
 from soc.playbooks.tables import APPROVALS, RUNS
 from soc.store.base import Conflict
 from soc.store.lease import LeaseLost, owner_gone
+
+log = logging.getLogger(__name__)
 
 
 class RunResumption(RunnerHost):
@@ -65,8 +70,12 @@ class RunResumption(RunnerHost):
             self._record_run(run.body, "started", detail={})
         return run
 
-    def approve(self, run_id: str, *, approved: bool = True, by: str, comment: str = "") -> dict[str, Any]:
-        """Decide the approval a waiting run waits for, then continue the run."""
+    def approve(self, run_id: str, *, approved: bool = True, by: Principal, comment: str = "") -> dict[str, Any]:
+        """Decide the approval a waiting run waits for, then continue the run. ``by`` must hold
+        ``playbooks:approve`` and, when the step lists ``approvers``, be one of them (a user
+        name or ``role:NAME``); otherwise :class:`~soc.access.Forbidden` and the approval stays
+        pending. The decision is recorded under ``by.label``."""
+        by.require("playbooks:approve")
         doc = self.store.get(RUNS, run_id)
         if doc is None:
             raise PlaybookError(f"no playbook run {run_id!r}; `soc playbook runs --status waiting` lists them")
@@ -80,7 +89,12 @@ class RunResumption(RunnerHost):
                 raise PlaybookError(f"run {run_id}: approval {key} not found")
             if approval.body.get("status") != "pending":
                 raise PlaybookError(f"run {run_id}: already {approval.body['status']} by {approval.body.get('decided_by')}")
-            body = dict(approval.body, status="approved" if approved else "rejected", decided_by=by,
+            try:
+                check_approver(by, approval.body.get("approvers"), f"run {run_id} step {waiting[0]['id']}")
+            except Forbidden:
+                log.warning("run %s: %s may not decide the approval of step %s", run_id, by.label, waiting[0]["id"])
+                raise
+            body = dict(approval.body, status="approved" if approved else "rejected", decided_by=by.label,
                         decided_at=iso(now_utc()), comment=comment)
             try:
                 self.store.put(APPROVALS, key, body, expected_version=approval.version)
@@ -90,7 +104,7 @@ class RunResumption(RunnerHost):
         self._record(f"{run_id}:run:approval:{waiting[0]['id']}",
                      {"run_id": run_id, "playbook_id": doc.body["playbook_id"], "kind": "run",
                       "event": "approved" if approved else "rejected", "step_id": waiting[0]["id"],
-                      "actor": by, "detail_json": _dumps({"comment": comment})})
+                      "actor": by.label, "detail_json": _dumps({"comment": comment})})
         return self.execute(run_id)
 
     def resume(self, run_id: str) -> dict[str, Any]:

@@ -14,7 +14,11 @@ from soc.secrets import mask_url
 from soc.store.base import (
     Conflict,
     Doc,
+    EventPage,
+    EventQuery,
+    FieldFilter,
     Match,
+    OwnedBy,
     Store,
     StoreError,
     StoreMissing,
@@ -28,7 +32,7 @@ STORES = {
     "elasticsearch": "soc.store.search:ElasticsearchStore",
 }
 
-__all__ = ["KNOWN_OPTIONS", "STORES", "Conflict", "Doc", "Match", "Store", "StoreError", "StoreMissing", "Window", "WriteResult", "open_configured_store",
+__all__ = ["KNOWN_OPTIONS", "STORES", "Conflict", "Doc", "EventPage", "EventQuery", "FieldFilter", "Match", "OwnedBy", "Store", "StoreError", "StoreMissing", "Window", "WriteResult", "open_configured_store",
            "open_store"]
 
 

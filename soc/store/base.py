@@ -12,16 +12,27 @@ version number. ``create`` is create-only (returns ``False`` when the id exists:
 makes alerts and playbook runs idempotent); ``put`` with ``expected_version`` is a
 compare-and-set that raises :class:`Conflict` when someone else wrote first (this is what
 makes scheduler leases safe across processes).
+
+**Agency filters** -- the methods that read events take ``agencies``: only events whose
+``organization.id`` is one of them (``None``: no filter; empty: nothing); ``find`` and
+``iter_all`` take ``owned_by`` (:class:`OwnedBy`). Both are applied inside the query the store
+runs, so limits, counts, pages and group-by buckets are those of the filtered rows, and the
+agency ids travel as query parameters or terms, never as query text.
+:class:`soc.store.scoped.ScopedStore` fills them in from a principal's agency scope.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from soc.errors import SocError
 from soc.model import Event
+from soc.store.event_query import EventPage as EventPage  # event search: re-exported here
+from soc.store.event_query import EventQuery as EventQuery
+from soc.store.event_query import FieldFilter as FieldFilter
 
 
 class StoreError(SocError):
@@ -78,6 +89,16 @@ class Match:
     fields: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class OwnedBy:
+    """A document filter: documents where any of ``fields`` (dotted body fields) holds one of
+    ``agencies`` -- the field a string equal to one, or a list with one among its elements.
+    No agencies: nothing matches."""
+
+    fields: tuple[str, ...]
+    agencies: frozenset[str]
+
+
 @runtime_checkable
 class Store(Protocol):
     """What every store implements. See the module docstring for the guarantees."""
@@ -95,9 +116,12 @@ class Store(Protocol):
         window: Window,
         fields: Sequence[str],
         limit: int,
+        *,
+        agencies: Collection[str] | None = None,
     ) -> list[Match]:
-        """Events in ``window`` of the given datasets satisfying the compiled predicate ``where``
-        (dialect-specific), oldest first, at most ``limit``."""
+        """Events in ``window`` of the given datasets (and ``agencies``, see the module
+        docstring) satisfying the compiled predicate ``where`` (dialect-specific), oldest
+        first, at most ``limit``."""
         ...
 
     def find_matches_many(
@@ -107,20 +131,49 @@ class Store(Protocol):
         window: Window,
         fields: Sequence[str],
         limit: int,
+        *,
+        agencies: Collection[str] | None = None,
     ) -> list[list[Match]]:
         """:meth:`find_matches` for several predicates over the same datasets and window, in one
         pass over the data (hunts evaluate hundreds of rules this way): one list per predicate,
         each at most ``limit`` long."""
         ...
 
-    def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window) -> int:
+    def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window, *,
+                      agencies: Collection[str] | None = None) -> int:
         """How many events :meth:`find_matches` would return without a limit."""
         ...
 
-    def get_events(self, ids: Sequence[str]) -> list[Event]: ...
+    def get_events(self, ids: Sequence[str], *, agencies: Collection[str] | None = None) -> list[Event]:
+        """The events with these ids (of ``agencies``), in the order of ``ids``; unknown ids are left out."""
+        ...
 
-    def count_events(self, window: Window | None = None, group_by: str | None = None) -> dict[str, int]:
-        """Event counts in a window, in total (key ``""``) or per value of ``group_by``."""
+    def count_events(self, window: Window | None = None, group_by: str | None = None, *,
+                     agencies: Collection[str] | None = None) -> dict[str, int]:
+        """Event counts in a window (of ``agencies``), in total (key ``""``) or per value of
+        ``group_by``."""
+        ...
+
+    # -- event search (soc.store.event_query: operators, limits, cursor) ------------------------
+    def search_events(self, query: EventQuery, *, agencies: Collection[str] | None = None) -> EventPage:
+        """One page of the events matching ``query`` (and ``agencies``, narrowing the query's
+        own), in ``@timestamp`` then id order, with the cursor of the next page and the total.
+        Invalid input (a field name, a value, a cursor) raises :class:`ValueError`."""
+        ...
+
+    def event_histogram(self, query: EventQuery, interval: str, *, zone: str = "UTC",
+                        agencies: Collection[str] | None = None) -> list[tuple[datetime, int]]:
+        """How many events match ``query`` per ``interval`` (``1m``, ``5m``, ``1h``, ``1d``) of
+        ``@timestamp``, buckets aligned in ``zone`` (an IANA name), oldest first: ``(bucket
+        start as an aware datetime in the zone, count)``, empty buckets left out. The counts add
+        up to the query's total; the query's cursor, order and size do not apply."""
+        ...
+
+    def top_values(self, query: EventQuery, field: str, size: int = 10, *,
+                   agencies: Collection[str] | None = None) -> list[tuple[Any, int]]:
+        """The ``size`` most frequent values of ``field`` among the events matching ``query``:
+        ``(value, events with it)``, most frequent first, ties by value. Text values come back
+        lowercased (they are compared case-insensitively), store-owned keys as stored."""
         ...
 
     def prepare_fields(self, fields: Iterable[str]) -> None:
@@ -154,12 +207,14 @@ class Store(Protocol):
         sort: str | None = None,
         descending: bool = False,
         limit: int = 1000,
+        owned_by: OwnedBy | None = None,
     ) -> list[Doc]:
         """Documents whose fields equal ``where`` (a list value means any of), optionally with
-        ``time_field`` (ISO text) in ``[start, end)``, sorted by ``sort``."""
+        ``time_field`` (ISO text) in ``[start, end)`` and owned as ``owned_by`` says, sorted by
+        ``sort``."""
         ...
 
-    def iter_all(self, collection: str) -> Iterator[Doc]: ...
+    def iter_all(self, collection: str, *, owned_by: OwnedBy | None = None) -> Iterator[Doc]: ...
 
     def refresh(self) -> None:
         """Make recent writes visible to searches (a no-op where writes are visible at once)."""

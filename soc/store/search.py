@@ -58,7 +58,8 @@ they are current nothing else happens. Otherwise the retention policy and both t
 
 **Documents and compare-and-set**: :mod:`soc.store.search_docs` (``Doc.version`` encodes
 ``(_primary_term, _seq_no)``; ``put(expected_version=v)`` is ``if_seq_no``/``if_primary_term``).
-Query building: :mod:`soc.store.search_query`.
+Query building: :mod:`soc.store.search_query`; event search (pages, histograms, top values):
+:mod:`soc.store.search_events`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -28,8 +28,10 @@ from soc.store.search_client import (
     parse_url,
 )
 from soc.store.search_docs import DocumentCollections
+from soc.store.search_events import EventSearching
 from soc.store.search_query import (
     EVENT_SORT,
+    agency_filters,
     canonical,
     epoch,
     events_target,
@@ -69,7 +71,7 @@ class PartialResult(StoreError):
     """A search failed on some shards: its answer would be incomplete."""
 
 
-class SearchStore(DocumentCollections):
+class SearchStore(EventSearching, DocumentCollections):
     """A :class:`soc.store.base.Store` on a search engine. Use :meth:`from_url`."""
 
     dialect = "dsl"
@@ -420,9 +422,9 @@ class SearchStore(DocumentCollections):
     def _source(fields: Sequence[str]) -> dict[str, Any]:
         return {"includes": sorted({*(f for f in fields if f not in ("_id", "@timestamp")), "organization.id"})}
 
-    def find_matches(self, where: Any, datasets: Sequence[str] | None, window: Window,
-                     fields: Sequence[str], limit: int) -> list[Match]:
-        query = match_query(where, datasets, window)
+    def find_matches(self, where: Any, datasets: Sequence[str] | None, window: Window, fields: Sequence[str],
+                     limit: int, *, agencies: Collection[str] | None = None) -> list[Match]:
+        query = match_query(where, datasets, window, agencies)
         if query is None or limit <= 0:
             return []
         body = {"query": query, "_source": self._source(fields), "track_total_hits": False,
@@ -433,7 +435,8 @@ class SearchStore(DocumentCollections):
         return out
 
     def find_matches_many(self, wheres: Sequence[Any], datasets: Sequence[str] | None, window: Window,
-                          fields: Sequence[str], limit: int) -> list[list[Match]]:
+                          fields: Sequence[str], limit: int, *,
+                          agencies: Collection[str] | None = None) -> list[list[Match]]:
         """:meth:`find_matches` for many predicates in one pass: each predicate is a *named*
         clause (``_name``) of one bool ``should``; a hit's ``matched_queries`` says which
         predicates it satisfies. Hits come in the total event order, so every predicate gets
@@ -441,7 +444,7 @@ class SearchStore(DocumentCollections):
         query of the following pages (``search_after``), so a busy rule never makes the store
         page through data only it matches. :data:`MANY_CHUNK` predicates per request."""
         out: list[list[Match]] = [[] for _ in wheres]
-        base = match_query(None, datasets, window)
+        base = match_query(None, datasets, window, agencies)
         if base is None or limit <= 0 or not wheres:
             return out
         filters = list(base["bool"]["filter"]) if "bool" in base else []
@@ -515,12 +518,17 @@ class SearchStore(DocumentCollections):
         resp = self._search(target, {"query": query, "size": 0, "track_total_hits": True}, what)
         return int(resp["hits"]["total"]["value"])
 
-    def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window) -> int:
-        query = match_query(where, datasets, window)
+    def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window, *,
+                      agencies: Collection[str] | None = None) -> int:
+        query = match_query(where, datasets, window, agencies)
         return 0 if query is None else self._count(events_target(self.prefix, window), query, "rule count")
 
-    def count_events(self, window: Window | None = None, group_by: str | None = None) -> dict[str, int]:
-        filters = window_filters(window)
+    def count_events(self, window: Window | None = None, group_by: str | None = None, *,
+                     agencies: Collection[str] | None = None) -> dict[str, int]:
+        scope = agency_filters(agencies)
+        if scope is None:
+            return {"": 0} if group_by is None else {}
+        filters = window_filters(window) + scope
         query = {"bool": {"filter": filters}} if filters else {"match_all": {}}
         target = events_target(self.prefix, window)
         if group_by is None:
@@ -544,13 +552,14 @@ class SearchStore(DocumentCollections):
             if not after or not agg.get("buckets"):
                 return counts
 
-    def get_events(self, ids: Sequence[str]) -> list[Event]:
+    def get_events(self, ids: Sequence[str], *, agencies: Collection[str] | None = None) -> list[Event]:
         """Events by id (an ``ids`` query over all event indices: the day is not known)."""
         found: dict[str, Event] = {}
-        unique = list(dict.fromkeys(ids))
+        scope = agency_filters(agencies)
+        unique = list(dict.fromkeys(ids)) if scope is not None else []
         for start in range(0, len(unique), 1000):
             chunk = unique[start:start + 1000]
-            body = {"query": {"ids": {"values": chunk}}, "size": len(chunk),
+            body = {"query": {"bool": {"filter": [{"ids": {"values": chunk}}, *(scope or [])]}}, "size": len(chunk),
                     "_source": {"excludes": [maps.ID_FIELD]}}
             for hit in self._search(self._events_pattern, body, "reading events")["hits"]["hits"]:
                 src = hit.get("_source") or {}

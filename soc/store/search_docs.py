@@ -33,9 +33,9 @@ from urllib.parse import quote
 import orjson
 
 from soc.store import search_mappings as maps
-from soc.store.base import Conflict, Doc, StoreError
+from soc.store.base import Conflict, Doc, OwnedBy, StoreError
 from soc.store.search_client import HTTPError
-from soc.store.search_query import doc_query, doc_sort
+from soc.store.search_query import doc_query, doc_sort, owned_by_filters
 
 TERM_BITS = 40
 _GET_RETRIES = 8  # about 2 s of waiting for a new index's shard to start
@@ -165,14 +165,19 @@ class DocumentCollections(SearchHost):
 
     def find(self, collection: str, where: dict[str, Any] | None = None, *,
              time_field: str | None = None, start: str | None = None, end: str | None = None,
-             sort: str | None = None, descending: bool = False, limit: int = 1000) -> list[Doc]:
-        query = doc_query(where, time_field, start, end)
+             sort: str | None = None, descending: bool = False, limit: int = 1000,
+             owned_by: OwnedBy | None = None) -> list[Doc]:
+        query = doc_query(where, time_field, start, end, owned_by)
         if query is None:
             return []
         return list(self._docs(collection, query, doc_sort(sort, descending), limit))
 
-    def iter_all(self, collection: str) -> Iterator[Doc]:
-        return self._docs(collection, {"match_all": {}}, doc_sort(None, False), 2**62)
+    def iter_all(self, collection: str, *, owned_by: OwnedBy | None = None) -> Iterator[Doc]:
+        owners = owned_by_filters(owned_by)
+        if owners is None:
+            return iter(())
+        query = {"bool": {"filter": owners}} if owners else {"match_all": {}}
+        return self._docs(collection, query, doc_sort(None, False), 2**62)
 
     def _docs(self, collection: str, query: dict[str, Any], sort: list[dict[str, Any]],
               limit: int) -> Iterator[Doc]:

@@ -5,16 +5,20 @@ without a server. Times in :class:`~soc.store.base.Window` are epoch seconds; st
 (``@timestamp``, ``event.ingested``) are whole milliseconds, so a bound ``t`` becomes the
 smallest whole millisecond ``>= t`` and the half-open window ``[start, end)`` selects exactly
 the events SQLite selects with ``ts >= start AND ts < end``.
+
+Agency filters (:mod:`soc.store.scoped`) are ``terms`` clauses on exact keyword fields
+(``organization.id``; document fields are exact keywords): the ids are terms, never query
+text, and a ``terms`` clause on a list-valued field matches when any element does.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from soc.store.base import StoreError, Window
+from soc.store.base import OwnedBy, StoreError, Window
 from soc.store.search_mappings import DOC_ID_FIELD, ID_FIELD
 
 TIME_FIELDS = ("@timestamp", "event.ingested")
@@ -102,14 +106,41 @@ def window_filters(window: Window | None) -> list[dict[str, Any]]:
     return filters
 
 
-def match_query(where: Any, datasets: Sequence[str] | None, window: Window | None) -> dict[str, Any] | None:
-    """The rule query: window, dataset terms and the predicate in one bool filter (no
-    scoring). ``None`` when nothing can match (an empty dataset list)."""
+def agency_filters(agencies: Collection[str] | None) -> list[dict[str, Any]] | None:
+    """The event agency filter (``organization.id`` among ``agencies``) as a list of at most
+    one clause; ``None`` when nothing can match (no agencies)."""
+    if agencies is None:
+        return []
+    if not agencies:
+        return None
+    return [{"terms": {"organization.id": sorted(agencies)}}]
+
+
+def owned_by_filters(owned_by: OwnedBy | None) -> list[dict[str, Any]] | None:
+    """A document :class:`OwnedBy` filter as a list of at most one clause (any owner field
+    holding any of the agencies); ``None`` when nothing can match."""
+    if owned_by is None:
+        return []
+    if not owned_by.agencies or not owned_by.fields:
+        return None
+    values = sorted(owned_by.agencies)
+    should = [{"terms": {field: values}} for field in owned_by.fields]
+    return [should[0] if len(should) == 1 else {"bool": {"should": should, "minimum_should_match": 1}}]
+
+
+def match_query(where: Any, datasets: Sequence[str] | None, window: Window | None,
+                agencies: Collection[str] | None = None) -> dict[str, Any] | None:
+    """The rule query: window, dataset terms, agency terms and the predicate in one bool
+    filter (no scoring). ``None`` when nothing can match (an empty dataset or agency list)."""
     filters = window_filters(window)
     if datasets is not None:
         if not datasets:
             return None
         filters.append({"terms": {"event.dataset": list(datasets)}})
+    scope = agency_filters(agencies)
+    if scope is None:
+        return None
+    filters.extend(scope)
     clause = where_clause(where)
     if clause:
         filters.append(clause)
@@ -135,10 +166,12 @@ def events_target(prefix: str, window: Window | None) -> str:
 
 
 def doc_query(where: Mapping[str, Any] | None, time_field: str | None, start: str | None,
-              end: str | None) -> dict[str, Any] | None:
+              end: str | None, owned_by: OwnedBy | None = None) -> dict[str, Any] | None:
     """Exact-value filters on (nested, dotted) document fields; ``None`` = nothing matches.
     A list value means any of; ``None`` means missing or null (as SQLite's ``IS NULL``)."""
-    filters: list[dict[str, Any]] = []
+    filters = owned_by_filters(owned_by)
+    if filters is None:
+        return None
     for name, value in (where or {}).items():
         if isinstance(value, (list, tuple, set, frozenset)):
             if not value:

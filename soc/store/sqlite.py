@@ -45,8 +45,8 @@ fail.
 The store is put together from one module per job: :mod:`.sqlite_schema` (the tables and hot
 columns), :mod:`.sqlite_sql` (quoting, JSON paths, SQL functions, transactions),
 :mod:`.sqlite_keywords` (the keyword prefilter), :mod:`.sqlite_events` (writing events),
-:mod:`.sqlite_queries` (matching, reading and counting them) and :mod:`.sqlite_docs` (document
-collections); this module opens the database and its connections and adds columns.
+:mod:`.sqlite_queries` (matching, reading and counting them), :mod:`.sqlite_search` (event
+search: pages, histograms, top values) and :mod:`.sqlite_docs` (document collections); this module opens the database and its connections and adds columns.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ from soc.store.sqlite_events import EventWriting
 from soc.store.sqlite_keywords import fold_ascii, keyword_requirement, literal_finder
 from soc.store.sqlite_queries import EventQueries
 from soc.store.sqlite_schema import _FIELD_COLUMN, _INDEXES, _SCHEMA, HOT_FIELDS
+from soc.store.sqlite_search import EventSearch, register_search_functions
 from soc.store.sqlite_sql import (
     _field_sql,
     _json_get,
@@ -78,7 +79,7 @@ __all__ = ["HOT_FIELDS", "SQLiteStore", "fold_ascii", "json_extract_sql", "keywo
            "quote_ident"]
 
 
-class SQLiteStore(EventWriting, EventQueries, SQLiteDocuments):
+class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments):
     """Embedded store. ``path`` may be ``":memory:"`` only for single-threaded use (hunts)."""
 
     dialect = "sqlite"
@@ -152,6 +153,7 @@ class SQLiteStore(EventWriting, EventQueries, SQLiteDocuments):
             conn.create_function("regexp", 2, _regexp, deterministic=True)
             conn.create_function("soc_has_literal", 2, self._has_literal, deterministic=True)
             conn.create_function("soc_json_get", 2, _json_get, deterministic=True)
+            register_search_functions(conn)
             self._local.conn = conn
         return conn
 

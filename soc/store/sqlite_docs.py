@@ -1,5 +1,7 @@
 """Document collections in the embedded store: the ``docs`` table keyed by ``(collection, id)``
-with a version for compare-and-set."""
+with a version for compare-and-set. An :class:`~soc.store.base.OwnedBy` filter is an ``EXISTS``
+over ``json_each`` of each owner field (a string gives one row, a list one per element), with
+the JSON path and the agency ids bound as parameters."""
 
 from __future__ import annotations
 
@@ -8,9 +10,25 @@ from typing import Any
 
 import orjson
 
-from soc.store.base import Conflict, Doc
+from soc.store.base import Conflict, Doc, OwnedBy, StoreError
 from soc.store.sqlite_schema import SQLiteHost
-from soc.store.sqlite_sql import _doc_field_sql, _transaction
+from soc.store.sqlite_sql import _PLAIN_KEY, _doc_field_sql, _transaction
+
+
+def owned_by_sql(owned_by: OwnedBy) -> tuple[str, list[Any]] | None:
+    """The SQL condition and its parameters for ``owned_by``; None when nothing can match."""
+    if not owned_by.agencies or not owned_by.fields:
+        return None
+    values = sorted(owned_by.agencies)
+    marks = ", ".join("?" * len(values))
+    clauses, params = [], []
+    for field in owned_by.fields:
+        keys = field.split(".")
+        if not all(key and _PLAIN_KEY.fullmatch(key) for key in keys):
+            raise StoreError(f"owner field {field!r}: use plain dotted names")
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each(body, ?) WHERE json_each.value IN ({marks}))")
+        params.extend(["$" + "".join(f'."{key}"' for key in keys), *values])
+    return "(" + " OR ".join(clauses) + ")", params
 
 
 class SQLiteDocuments(SQLiteHost):
@@ -58,8 +76,15 @@ class SQLiteDocuments(SQLiteHost):
         sort: str | None = None,
         descending: bool = False,
         limit: int = 1000,
+        owned_by: OwnedBy | None = None,
     ) -> list[Doc]:
         clauses, params = ["collection = ?"], [collection]
+        if owned_by is not None:
+            owners = owned_by_sql(owned_by)
+            if owners is None:
+                return []
+            clauses.append(owners[0])
+            params.extend(owners[1])
         for field, value in (where or {}).items():
             path = _doc_field_sql(field)
             if isinstance(value, (list, tuple, set)):
@@ -86,8 +111,14 @@ class SQLiteDocuments(SQLiteHost):
         params.append(limit)
         return [Doc(r[0], r[1], orjson.loads(r[2])) for r in self._conn().execute(sql, params)]
 
-    def iter_all(self, collection: str) -> Iterator[Doc]:
-        cursor = self._conn().execute(
-            "SELECT id, version, body FROM docs WHERE collection = ? ORDER BY id", (collection,))
+    def iter_all(self, collection: str, *, owned_by: OwnedBy | None = None) -> Iterator[Doc]:
+        where, params = "collection = ?", [collection]
+        if owned_by is not None:
+            owners = owned_by_sql(owned_by)
+            if owners is None:
+                return
+            where += f" AND {owners[0]}"
+            params.extend(owners[1])
+        cursor = self._conn().execute(f"SELECT id, version, body FROM docs WHERE {where} ORDER BY id", params)
         for id_, version, body in cursor:
             yield Doc(id_, version, orjson.loads(body))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,20 +44,35 @@ class EventQueries(SQLiteHost):
             params.append(window.ingested_before)
         return clauses, params
 
-    def _match_clauses(self, where: Any, datasets: Sequence[str] | None,
-                       window: Window) -> tuple[list[str], list[Any]] | None:
+    @staticmethod
+    def _where_agencies(agencies: Collection[str] | None, clauses: list[str], params: list[Any]) -> bool:
+        """Add the agency filter (ids bound as parameters); False when nothing can match."""
+        if agencies is None:
+            return True
+        if not agencies:
+            return False
+        values = sorted(agencies)
+        clauses.append(f"agency IN ({', '.join('?' * len(values))})")
+        params.extend(values)
+        return True
+
+    def _match_clauses(self, where: Any, datasets: Sequence[str] | None, window: Window,
+                       agencies: Collection[str] | None = None) -> tuple[list[str], list[Any]] | None:
         clauses, params = self._where_window(window)
         if datasets is not None:
             if not datasets:
                 return None
             clauses.append(f"dataset IN ({', '.join('?' * len(datasets))})")
             params.extend(datasets)
+        if not self._where_agencies(agencies, clauses, params):
+            return None
         if where:
             clauses.append(f"({where})")
         return clauses, params
 
-    def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window) -> int:
-        built = self._match_clauses(where, datasets, window)
+    def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window, *,
+                      agencies: Collection[str] | None = None) -> int:
+        built = self._match_clauses(where, datasets, window, agencies)
         if built is None:
             return 0
         clauses, params = built
@@ -72,9 +87,11 @@ class EventQueries(SQLiteHost):
         window: Window,
         fields: Sequence[str],
         limit: int,
+        *,
+        agencies: Collection[str] | None = None,
     ) -> list[Match]:
         self.prepare_fields(fields)
-        built = self._match_clauses(where, datasets, window)
+        built = self._match_clauses(where, datasets, window, agencies)
         if built is None:
             return []
         clauses, params = built
@@ -127,6 +144,8 @@ class EventQueries(SQLiteHost):
         window: Window,
         fields: Sequence[str],
         limit: int,
+        *,
+        agencies: Collection[str] | None = None,
     ) -> list[list[Match]]:
         self.prepare_fields(fields)
         out: list[list[Match]] = [[] for _ in wheres]
@@ -134,7 +153,8 @@ class EventQueries(SQLiteHost):
         for members, gate in self._passes(wheres):
             for start in range(0, len(members), self.MANY_CHUNK):
                 chunk = members[start:start + self.MANY_CHUNK]
-                built = self._match_clauses(" OR ".join(f"({wheres[i]})" for i in chunk), datasets, window)
+                built = self._match_clauses(" OR ".join(f"({wheres[i]})" for i in chunk), datasets, window,
+                                            agencies)
                 if built is None:
                     return out
                 clauses, params = built
@@ -158,8 +178,12 @@ class EventQueries(SQLiteHost):
                     raise StoreError(f"query failed: {error}") from error
         return out
 
-    def get_events(self, ids: Sequence[str]) -> list[Event]:
+    def get_events(self, ids: Sequence[str], *, agencies: Collection[str] | None = None) -> list[Event]:
         out: list[Event] = []
+        scope: list[str] = []
+        scope_params: list[Any] = []
+        if not self._where_agencies(agencies, scope, scope_params):
+            return out
         conn = self._conn()
         if not self._id_indexed:
             with self._columns_lock:
@@ -169,7 +193,8 @@ class EventQueries(SQLiteHost):
             chunk = list(ids[start:start + 500])
             rows = conn.execute(
                 "SELECT id, ts, ingested, dataset, agency, message, original, doc FROM events"
-                f" WHERE id IN ({', '.join('?' * len(chunk))})", chunk).fetchall()
+                f" WHERE id IN ({', '.join('?' * len(chunk))}){''.join(' AND ' + c for c in scope)}",
+                [*chunk, *scope_params]).fetchall()
             for id_, ts, ingested, dataset, agency, message, original, doc in rows:
                 event: Event = orjson.loads(doc)
                 event.update({"_id": id_, "@timestamp": iso(datetime.fromtimestamp(ts).astimezone()),
@@ -186,8 +211,11 @@ class EventQueries(SQLiteHost):
         out.sort(key=lambda e: order[e["_id"]])
         return out
 
-    def count_events(self, window: Window | None = None, group_by: str | None = None) -> dict[str, int]:
+    def count_events(self, window: Window | None = None, group_by: str | None = None, *,
+                     agencies: Collection[str] | None = None) -> dict[str, int]:
         clauses, params = self._where_window(window) if window else ([], [])
+        if not self._where_agencies(agencies, clauses, params):
+            return {"": 0} if group_by is None else {}
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         if group_by is None:
             (total,) = self._conn().execute(f"SELECT COUNT(*) FROM events{where}", params).fetchone()

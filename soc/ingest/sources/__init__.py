@@ -21,7 +21,9 @@ module                 entry point                delivery guarantee
 ``.gz`` that is not gzip are refused) and picks its reader. :mod:`.contract` says what every
 source of the embedded flow does (:class:`~.contract.Source`) and how source types are registered;
 :mod:`.kinds` adapts the readers above to it (the ``syslog``, ``inbox``, ``tail``, ``file`` and
-``evtx`` types).
+``evtx`` types). The syslog listener's halves: :mod:`.udp` (datagrams), :mod:`.tcp` (TCP
+connections and the TLS handshake), :mod:`.tls` (TLS and mutual TLS: the server context, who is
+admitted, the agency a client certificate names).
 
 Messages longer than a source's hard cap are kept truncated and marked (:func:`truncated_size`),
 never dropped silently.

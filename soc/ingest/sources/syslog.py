@@ -1,8 +1,9 @@
-"""Syslog listeners: UDP (RFC 5426), TCP with RFC 6587 framing, optionally TLS (RFC 5425).
+"""Syslog listeners: UDP (RFC 5426), TCP with RFC 6587 framing, TLS (RFC 5425) on its own port.
 
 Usage::
 
-    listener = SyslogListener(on_batch, udp="0.0.0.0:5514", tcp="0.0.0.0:5514")
+    listener = SyslogListener(on_batch, udp="0.0.0.0:5514", tcp="0.0.0.0:5514",
+                              tls=TlsEndpoint("0.0.0.0:6514", context, mutual=True, agency_of=...))
     listener.start()          # binds (raises OSError naming the address), returns when listening
     ...
     listener.stop()           # flushes everything received, then returns
@@ -21,6 +22,12 @@ allows one message per datagram), TCP = one RFC 6587 frame, octet counting or ne
 detected per message (:mod:`.framing`). ``event_id = stream_event_id(source_name, boot_id,
 sequence, raw)`` with ``boot_id`` random per :meth:`SyslogListener.start` and ``sequence``
 counting messages; ``peer`` is the sender's IP, ``origin`` ``"udp|tcp|tls ip:port"``.
+
+**TLS** (:mod:`.tls`): the ``tls`` endpoint's port runs the TLS handshake itself
+(``loop.start_tls``), so a refused client -- no certificate, one of another CA, an expired one, one
+no agency lists under mutual TLS -- is logged with its address and the reason and counted in
+``counters.refused``; nothing it sent is read. An admitted client's messages carry the agency its
+certificate names (``Record.agency``), and ``origin`` ends with ``cert NAME``.
 
 Long messages are **not dropped**. Up to ``max_frame_bytes`` (default 256 KiB, the memory
 bound per connection) a message is delivered whole, and the pipeline dead-letters what exceeds
@@ -52,16 +59,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from soc.ingest import Record
 from soc.ingest.sources.base import Batch, MiB, SourceCounters, mark_truncated
-from soc.ingest.sources.framing import Frame, SyslogFramer
-from soc.ingest.sources.udp import UdpReceiver, peer_of, udp_socket, where
-from soc.model import now_utc, stream_event_id
+from soc.ingest.sources.framing import Frame
+from soc.ingest.sources.tcp import TcpConnection, TlsAccept
+from soc.ingest.sources.tls import TlsEndpoint, server_context
+from soc.ingest.sources.udp import UdpReceiver, udp_socket
+from soc.model import stream_event_id
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +86,13 @@ class ListenerCounters(SourceCounters):
     idle_closed: int = 0
     paused: int = 0
     """Times TCP reading was paused because ``on_batch`` fell behind."""
+    refused: dict[str, int] = field(default_factory=dict)
+    """TLS clients refused, by reason (``no_certificate``, ``untrusted_certificate``,
+    ``expired_certificate``, ``no_agency``, ``handshake_failed``...)."""
+
+    def refuse(self, reason: str) -> None:
+        with self._lock:
+            self.refused[reason] = self.refused.get(reason, 0) + 1
 
     def snapshot(self) -> dict[str, Any]:
         snap = SourceCounters.snapshot(self)
@@ -85,6 +101,7 @@ class ListenerCounters(SourceCounters):
             connections_total=self.connections_total,
             idle_closed=self.idle_closed,
             paused=self.paused,
+            refused=dict(self.refused),
         )
         return snap
 
@@ -106,15 +123,13 @@ def parse_address(text: str, default_port: int = 514) -> tuple[str, int]:
 
 
 def server_tls_context(certfile: str | Path, keyfile: str | Path | None = None) -> ssl.SSLContext:
-    """A TLS server context for RFC 5425 (TLS 1.2 or later) from a PEM certificate and key."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
-    return ctx
+    """A TLS server context for RFC 5425 (TLS 1.2 or later, modern ciphers) from a PEM certificate
+    and key, without client certificates (:func:`.tls.server_context` for mutual TLS)."""
+    return server_context(certfile, keyfile)
 
 
 class SyslogListener:
-    """UDP and/or TCP syslog listener that hands batches of records to ``on_batch``."""
+    """UDP, TCP and/or TLS syslog listener that hands batches of records to ``on_batch``."""
 
     def __init__(
         self,
@@ -122,6 +137,7 @@ class SyslogListener:
         *,
         udp: str | None = None,
         tcp: str | None = None,
+        tls: TlsEndpoint | None = None,
         source_name: str = "syslog",
         max_frame_bytes: int = 256 * 1024,
         batch_size: int = 1000,
@@ -133,11 +149,13 @@ class SyslogListener:
         udp_rcvbuf: int = 4 * MiB,
         stop_grace: float = 2.0,
     ) -> None:
-        if udp is None and tcp is None:
-            raise ValueError("a syslog listener needs a udp or a tcp address")
+        if udp is None and tcp is None and tls is None:
+            raise ValueError("a syslog listener needs a udp, a tcp or a tls address")
         self.on_batch = on_batch
         self.udp = parse_address(udp) if udp else None
         self.tcp = parse_address(tcp) if tcp else None
+        self.tls = tls
+        self.tls_listen = parse_address(tls.address, 6514) if tls else None
         self.source_name = source_name
         self.max_frame_bytes = max_frame_bytes
         self.batch_size = batch_size
@@ -152,6 +170,7 @@ class SyslogListener:
         self.boot_id = ""
         self.udp_address: tuple[str, int] | None = None
         self.tcp_address: tuple[str, int] | None = None
+        self.tls_address: tuple[str, int] | None = None
         self.last_rx = 0.0  # time.monotonic() of the last bytes received
         self._loop: asyncio.AbstractEventLoop | None = None
         self._core: _Core | None = None
@@ -207,13 +226,14 @@ class SyslogListener:
         self.stop()
 
     # -- shared by the TCP loop and the UDP thread ---------------------------------------------
-    def make_record(self, frame: Frame, peer: str, origin: str, received: datetime) -> Record:
+    def make_record(self, frame: Frame, peer: str, origin: str, received: datetime,
+                    agency: str | None = None) -> Record:
         raw = frame.raw
         if frame.truncated_from is not None:
             self.counters.truncate(frame.reason or "too_long")
             origin = mark_truncated(origin, len(raw), frame.truncated_from)
         event_id = stream_event_id(self.source_name, self.boot_id, next(self._seq), raw)
-        return Record(raw, event_id, received, origin, peer)
+        return Record(raw, event_id, received, origin, peer, agency)
 
     def deliver(self, batch: list[Record] | None) -> None:
         """Queue a batch for ``on_batch`` (``None`` ends the delivery thread)."""
@@ -265,9 +285,11 @@ class _Core:
         self.counters = listener.counters
         self.batch = Batch(key=listener.source_name)
         self.timer: asyncio.TimerHandle | None = None
-        self.conns: set[_TcpConn] = set()
+        self.conns: set[TcpConnection] = set()
         self.paused = False
         self.server: asyncio.AbstractServer | None = None
+        self.tls_server: asyncio.AbstractServer | None = None
+        self.handshakes: set[asyncio.Task[None]] = set()
         self.udp: UdpReceiver | None = None
         self.sweeper: asyncio.Task[None] | None = None
 
@@ -277,22 +299,33 @@ class _Core:
             sock = udp_socket(*lst.udp, lst.udp_rcvbuf)
             self.udp = UdpReceiver(lst, sock)  # started by SyslogListener.start
             lst.udp_address = sock.getsockname()[:2]
-        if lst.tcp:
-            try:
-                self.server = await self.loop.create_server(
-                    lambda: _TcpConn(self), lst.tcp[0], lst.tcp[1], ssl=lst.ssl_context,
-                    reuse_address=True, backlog=1024)
-            except OSError as exc:
-                if self.udp:
-                    self.udp.sock.close()
-                raise OSError(exc.errno, f"cannot listen on tcp {lst.tcp[0]}:{lst.tcp[1]}: "
-                              f"{exc.strerror}") from exc
-            lst.tcp_address = self.server.sockets[0].getsockname()[:2]
+        try:
+            if lst.tcp:
+                self.server = await self._listen("tcp", lst.tcp, lambda: TcpConnection(self), lst.ssl_context)
+                lst.tcp_address = self.server.sockets[0].getsockname()[:2]
+            if lst.tls_listen:
+                self.tls_server = await self._listen("tls", lst.tls_listen, lambda: TlsAccept(self))
+                lst.tls_address = self.tls_server.sockets[0].getsockname()[:2]
+        except OSError:
+            if self.udp:
+                self.udp.sock.close()
+            if self.server is not None:
+                self.server.close()
+            raise
+        if self.server is not None or self.tls_server is not None:
             self.sweeper = self.loop.create_task(self._sweep())
 
+    async def _listen(self, kind: str, address: tuple[str, int], factory: Callable[[], asyncio.Protocol],
+                      ssl_context: ssl.SSLContext | None = None) -> asyncio.AbstractServer:
+        try:
+            return await self.loop.create_server(factory, address[0], address[1], ssl=ssl_context,
+                                                 reuse_address=True, backlog=1024)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {kind} {address[0]}:{address[1]}: {exc.strerror}") from exc
+
     # -- records --------------------------------------------------------------------------------
-    def emit(self, frame: Frame, peer: str, origin: str, received: datetime) -> None:
-        self.batch.append(self.lst.make_record(frame, peer, origin, received))
+    def emit(self, frame: Frame, peer: str, origin: str, received: datetime, agency: str | None = None) -> None:
+        self.batch.append(self.lst.make_record(frame, peer, origin, received, agency))
         if len(self.batch) >= self.lst.batch_size:
             self.flush()
         elif self.timer is None:
@@ -329,8 +362,11 @@ class _Core:
 
     async def shutdown(self) -> None:
         try:
-            if self.server is not None:
-                self.server.close()
+            for server in (self.server, self.tls_server):
+                if server is not None:
+                    server.close()
+            for task in list(self.handshakes):
+                task.cancel()
             grace_end = time.monotonic() + self.lst.stop_grace
             self.lst.last_rx = time.monotonic()
             while time.monotonic() < grace_end and time.monotonic() - self.lst.last_rx < 0.1:
@@ -352,72 +388,3 @@ class _Core:
         finally:
             self.flush()
             self.lst.deliver(None)  # ends the delivery thread
-
-
-class _TcpConn(asyncio.Protocol):
-    def __init__(self, core: _Core) -> None:
-        self.core = core
-        self.framer = SyslogFramer(core.lst.max_frame_bytes)
-        self.last = time.monotonic()
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.ip, self.origin = "unknown", "tcp"
-        self.reading = True
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        core = self.core
-        self.transport = transport  # type: ignore[assignment]
-        self.ip, port = peer_of(transport.get_extra_info("peername"))
-        kind = "tls" if transport.get_extra_info("sslcontext") is not None else "tcp"
-        self.origin = where(kind, self.ip, port)
-        if len(core.conns) >= core.lst.max_connections:
-            core.counters.drop("too_many_connections")
-            transport.abort()
-            return
-        core.conns.add(self)
-        core.counters.connections_total += 1
-        core.counters.connections_open = len(core.conns)
-        if core.paused:
-            self.pause()
-
-    def data_received(self, data: bytes) -> None:
-        core = self.core
-        self.last = core.lst.last_rx = time.monotonic()
-        frames = self.framer.feed(data)
-        core.counters.add(len(frames), len(data))
-        if frames:
-            received = now_utc()
-            for frame in frames:
-                core.emit(frame, self.ip, self.origin, received)
-        self._count_empty()
-
-    def eof_received(self) -> bool:
-        return False  # close our side too; connection_lost flushes
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        core = self.core
-        if self not in core.conns:
-            return
-        core.conns.discard(self)
-        core.counters.connections_open = len(core.conns)
-        received = now_utc()
-        frames = self.framer.close()
-        core.counters.add(len(frames))
-        for frame in frames:
-            core.emit(frame, self.ip, self.origin, received)
-        self._count_empty()
-
-    def _count_empty(self) -> None:
-        if self.framer.empty:
-            self.core.counters.drop("empty", self.framer.empty)
-            self.framer.empty = 0
-
-    def pause(self) -> None:
-        if self.reading and not self.transport.is_closing():
-            self.transport.pause_reading()
-            self.reading = False
-
-    def resume(self) -> None:
-        if not self.reading and not self.transport.is_closing():
-            self.transport.resume_reading()
-            self.reading = True
-            self.last = time.monotonic()  # a paused connection was not idle
