@@ -1,9 +1,10 @@
 """The console's languages: Vietnamese by default, English on request.
 
-Messages are gettext catalogues kept as ``.po`` files under ``locale/<lang>/LC_MESSAGES/`` (edit
-them with any PO editor; ``pybabel extract`` over the templates and ``soc/web/console`` lists the
-message ids). They are compiled in memory when the console starts -- no build step, no binary
-file in the repository. The language of a request is the ``soc_lang`` cookie (set by the switch
+Messages are gettext catalogues kept as ``.po`` files under ``locale/<lang>/LC_MESSAGES/``, one
+file per part of the console (``console.po``, ``alerts.po``...; edit them with any PO editor;
+``pybabel extract`` over the templates and ``soc/web/console`` lists the message ids). They are
+merged and compiled in memory when the console starts -- no build step, no binary file in the
+repository. The language of a request is the ``soc_lang`` cookie (set by the switch
 in the page header), else Vietnamese.
 
 Numbers, dates and times are written the way each language writes them: ``336.148,95`` and
@@ -39,11 +40,19 @@ DATE_PATTERNS = {"vi": ("dd/MM/yyyy", "dd/MM/yyyy HH:mm", "dd/MM/yyyy HH:mm:ss")
 def translations(code: str) -> Translations:
     """The compiled catalogue of a language (English: the message ids themselves, plus any
     English catalogue entries)."""
-    path = LOCALE_DIR / code / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if not path.is_file():
+    merged = None
+    for path in sorted((LOCALE_DIR / code / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale=LANGUAGES[code][0], domain=DOMAIN)
+        if merged is None:
+            merged = catalog
+        else:
+            for message in catalog:
+                if message.id:
+                    merged[message.id] = message
+    if merged is None:
         return Translations()
-    with path.open("rb") as handle:
-        catalog = read_po(handle, locale=LANGUAGES[code][0], domain=DOMAIN)
+    catalog = merged
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
