@@ -6,14 +6,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-clock-ahead setup lint clean bench
+.PHONY: run test test-clock-ahead screenshots setup lint clean bench
 
 run: $(STAMP)
 	$(BIN)/soc run
 
 test: $(STAMP)
+	tools/browser/ensure-chromium.sh
 	$(BIN)/ruff check soc tests benchmarks
 	$(BIN)/python -m pytest
+
+# The console's browser tests again, saving the README's screenshots into docs/screenshots.
+screenshots: $(STAMP)
+	tools/browser/ensure-chromium.sh
+	SOC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -k browser
 
 # The whole suite with every process's clock (Python, OpenSSL, the Kafka and OpenSearch JVMs,
 # file times) a year ahead, through libfaketime: proves no test depends on the calendar.

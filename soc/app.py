@@ -197,8 +197,10 @@ class App:
     # -- responding --------------------------------------------------------------------------
     @cached_property
     def incidents(self) -> Incidents:
-        """The incident service; titles carry dates in the analyst's zone."""
-        return Incidents(self.store, zone=self.settings.zone)
+        """The incident service on this layer's clock; titles carry dates in the analyst's zone.
+        Its membership lease (a lock, no agency's data) is on the shared store, whatever the
+        principal's scope."""
+        return Incidents(self.store, zone=self.settings.zone, clock=self.clock, lock_store=self.base_store)
 
     @cached_property
     def alerts(self) -> AlertWorkflow:

@@ -32,6 +32,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from soc.config_api import ApiSettings
 from soc.config_auth import AuthSettings
 from soc.config_errors import (
     ConfigError,
@@ -329,6 +330,7 @@ class Settings(BaseSettings):
     tasks: TaskSettings = TaskSettings()
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("timezone")
     @classmethod

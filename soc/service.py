@@ -13,8 +13,10 @@ The ingest side is :class:`soc.ingest.flow.Topology`: one source per definition 
 ``kafka`` type provided by :mod:`soc.kafka.source`), every type the schema accepts started, one
 sink that stores a batch before its source acknowledges it (positions saved, offsets committed),
 one line per finished file. This module adds detection, playbooks and reports from the
-composition root (:class:`soc.app.App`). Ctrl-C (SIGINT) or SIGTERM stops the sources first (their
-pending batches are stored), then the scheduler, then the store.
+composition root (:class:`soc.app.App`), and serves the HTTP API when given one (an
+:class:`Endpoint`: ``soc run`` passes :class:`soc.web.serve.ApiServer`). Ctrl-C (SIGINT) or SIGTERM
+stops the API first (running requests finish), then the sources (their pending batches are
+stored), then the scheduler, then the store.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from rich.text import Text
 
@@ -54,6 +56,19 @@ STATUS_SECONDS = 30.0
 """How often ``soc run`` prints its status line (when it changed)."""
 
 
+class Endpoint(Protocol):
+    """Something the service serves next to its sources (the HTTP API): started after them,
+    stopped before them, listed in the banner."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+    def warnings(self) -> list[str]: ...
+
+
 def source_registry() -> SourceRegistry:
     """The source types of the embedded service: the ingest engine's, and Kafka's."""
     registry = REGISTRY.copy()
@@ -62,8 +77,10 @@ def source_registry() -> SourceRegistry:
 
 
 class Service:
-    def __init__(self, app: App, *, out: Callable[[str | Text], None] | None = None):
+    def __init__(self, app: App, *, out: Callable[[str | Text], None] | None = None,
+                 api: Endpoint | None = None):
         self.app = app
+        self.api = api
         self.settings = settings = app.settings
         self.console = console()
         self.out = out or self.console.print
@@ -112,13 +129,26 @@ class Service:
                         state_dir=self.settings.data_dir / "state", follow=follow)
         self.topology = Topology(self.sources, env, self.sink, dead_letter=self.dead_letter,
                                  registry=self.registry, out=self.say)
-        self.topology.start()
+        api = self.api if follow else None
+        if api is not None:
+            api.start()  # first: a port in use stops the service before any source runs
+        try:
+            self.topology.start()
+        except BaseException:
+            if api is not None:
+                api.stop()
+            raise
         for line in self.topology.describe():
             self.say(f"source {line}")
         if follow:
             listening = [f"{label} {listen_address(host, port)}" for label, host, port in self.topology.listening()]
+            if api is not None:
+                listening.append(api.describe())
+                for warning in api.warnings():
+                    self.out(Text(warning, style="bold red"))
             self.out("listening on: " + ("; ".join(listening) or "nothing (no syslog listener)")
-                     + "; no other port (soc run serves no HTTP or metrics endpoint)")
+                     + ("; no other port (no metrics endpoint)" if api is not None else
+                        "; no other port (the HTTP API is off: api.enabled; no metrics endpoint)"))
 
     def run_rules_once(self) -> list[RunResult]:
         results = []
@@ -129,8 +159,11 @@ class Service:
         return results
 
     def stop(self) -> None:
-        """Stop the sources; what they handed over is stored (up to 30 s while the store is down)."""
+        """Stop the API (running requests finish), then the sources; what they handed over is
+        stored (up to 30 s while the store is down)."""
         self.stopping.set()
+        if self.api is not None:
+            self.api.stop()
         if self.topology is not None:
             self.topology.stop()
         self.dead_letter.close()
@@ -142,17 +175,18 @@ class Service:
 
 
 def run_service(app: App, *, once: bool = False, stop: threading.Event | None = None,
-                out: Callable[[str | Text], None] | None = None) -> dict[str, Any]:
+                out: Callable[[str | Text], None] | None = None, api: Endpoint | None = None) -> dict[str, Any]:
     """Run until Ctrl-C or SIGTERM (or ``stop`` is set; or, with ``once``, read the file sources
     to their end, run every rule once and return). Returns the sink's counts (``counts``), the
     counts per source (``sources``) and, with ``once``, the rule runs (``results``). ``out``
-    receives the lines printed (default: the console)."""
+    receives the lines printed (default: the console). ``api`` is served while the service runs
+    (not with ``once``)."""
     settings = app.settings
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact_logs(settings.secret_values())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.inbox.mkdir(parents=True, exist_ok=True)
-    service = Service(app, out=out)
+    service = Service(app, out=out, api=None if once else api)
     if once:
         service.runner.timing = Timing(interval=0, overlap=service.runner.timing.overlap, settle=0)
         service.start(follow=False)

@@ -98,7 +98,7 @@ def _assert_no_secret(output: str) -> None:
 
 
 COMMANDS = {
-    "run": ["run", "--udp", "127.0.0.1:0", "--tcp", "127.0.0.1:0"],
+    "run": ["run", "--udp", "127.0.0.1:0", "--tcp", "127.0.0.1:0", "--api", "127.0.0.1:0"],
     "kafka-worker": ["kafka", "worker", "--verbose"],
     "detect": ["detect"],
 }

@@ -45,7 +45,7 @@ from soc.audit.record import AUDIT
 from soc.audit.trail import AuditTrail
 from soc.model import Event, iso
 from soc.secrets import is_secret_name
-from soc.store.base import Doc, Match, Store, WriteResult
+from soc.store.base import Doc, DocPage, Match, Store, WriteResult
 
 __all__ = ["NOT_AUDITED", "SMALL_TEXT", "AuditedStore", "changes"]
 
@@ -188,6 +188,12 @@ class AuditedStore:
 
     def iter_all(self, *args: Any, **kwargs: Any) -> Iterator[Doc]:
         return self._store.iter_all(*args, **kwargs)
+
+    def query_documents(self, *args: Any, **kwargs: Any) -> DocPage:
+        return self._store.query_documents(*args, **kwargs)
+
+    def count_documents(self, *args: Any, **kwargs: Any) -> list[tuple[tuple[Any, ...], int]]:
+        return self._store.count_documents(*args, **kwargs)
 
     def refresh(self) -> None:
         self._store.refresh()

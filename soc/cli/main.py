@@ -36,6 +36,7 @@ from soc.cli import (
     report,
     rules,
     run,
+    serve,
     store,
     tasks,
     tokens,
@@ -80,6 +81,7 @@ def root(debug: Annotated[bool, typer.Option(
 
 app.command("hunt")(hunt.hunt)
 app.command("run")(run.run)
+app.command("serve")(serve.serve)
 app.command("detect", help=detect.HELP)(detect.detect)
 app.add_typer(rules.app, name="rules")
 app.add_typer(alerts.app, name="alerts")

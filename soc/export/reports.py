@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,17 @@ from soc.model import parse_iso
 from soc.store.base import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Preview:
+    """What a report holds (or would hold): the document as JSON, or -- when required fields
+    are missing -- ``document`` None and every missing field with where to fill it."""
+
+    report_no: str
+    document: dict[str, Any] | None
+    missing: list[dict[str, str]] = field(default_factory=list)
+    stored: bool = False
 
 
 @dataclass
@@ -122,6 +133,50 @@ class Reports:
             built.created = False
             return built
         return self._write(snap, out_dir, document)
+
+    # -- previewing and signing ---------------------------------------------------------------
+    def preview_incident(self, incident_id: str, kind: str = "initial", profile_id: str | None = None,
+                         overrides: dict[str, Any] | None = None, *, built_at: datetime | None = None) -> Preview:
+        """What :meth:`build_incident` would build now, nothing stored or written: the document,
+        or the required fields that are missing (for the report builder)."""
+        from soc.export.incident_report import MissingFieldsError
+
+        if kind not in ("initial", "update", "closing"):
+            raise ValueError(f"report kind {kind!r}: use initial, update or closing")
+        snap = snapshots.capture_incident(self.store, self.settings, self.profile(profile_id), incident_id, kind,
+                                          overrides, built_at=built_at)
+        try:
+            document = build_document(snap)
+        except MissingFieldsError as error:
+            return Preview(snap["report_no"], None, [asdict(m) for m in error.missing])
+        return Preview(snap["report_no"], document.model_dump(mode="json"))
+
+    def preview(self, report_no: str) -> Preview:
+        """The document of a stored report, as JSON (raises :class:`SnapshotError` when there is
+        no such report)."""
+        from soc.export.incident_report import MissingFieldsError
+
+        snap = snapshots.load(self.store, report_no)
+        try:
+            document = build_document(snap)
+        except MissingFieldsError as error:  # a snapshot older than a newly required field
+            return Preview(report_no, None, [asdict(m) for m in error.missing], stored=True)
+        return Preview(report_no, document.model_dump(mode="json"), stored=True)
+
+    @property
+    def can_sign(self) -> bool:
+        """Whether a signing certificate and key are configured (``reporting.certificate``)."""
+        r = self.settings.reporting
+        return bool(r.certificate and r.private_key)
+
+    def sign(self, report_no: str, out_dir: Path | None = None) -> BuiltReport:
+        """Write the files of a stored report (byte-identical) and sign each one that has no
+        signature yet; raises :class:`SigningError` when no signing key is configured."""
+        from soc.export.sign import SigningError
+
+        if not self.can_sign:
+            raise SigningError("reports cannot be signed here: set reporting.certificate and reporting.private_key")
+        return self.render(report_no, out_dir)
 
     def render(self, report_no: str, out_dir: Path | None = None) -> BuiltReport:
         """(Re)write the files of a stored report from its snapshot: byte-identical every time."""

@@ -29,8 +29,12 @@ class IncidentRecords:
 
     def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None,
                  group_window_hours: float = 24.0, group_fields: Sequence[str] = GROUP_FIELDS,
-                 type_map: TypeMap | None = None, zone: tzinfo = UTC):
+                 type_map: TypeMap | None = None, zone: tzinfo = UTC, lock_store: Store | None = None):
         self.store = store
+        #: where the membership lease lives (default: ``store``). A lock holds no agency's data:
+        #: over a principal's scoped store the application gives the shared store, so a principal
+        #: scoped to some agencies can group, merge and split its own incidents.
+        self.lock_store = lock_store or store
         self.zone = zone  # the analyst's zone: the date in titles (soc.incidents.titles)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.window = timedelta(hours=group_window_hours)
@@ -98,4 +102,4 @@ class IncidentRecords:
         raise IncidentError(f"incident {incident_id} changed {CAS_ATTEMPTS} times while updating it; try again")
 
     def _lease(self) -> _Lease:
-        return _Lease(self.store, "membership")
+        return _Lease(self.lock_store, "membership")

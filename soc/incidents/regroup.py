@@ -87,6 +87,9 @@ class IncidentRegrouping(IncidentMembership):
             pending = [a for a in alert_ids if a in set(source.alert_ids)]
             if existing is not None and not pending:
                 return existing
+            outside = [a for a in alert_ids if a not in set(source.alert_ids)]
+            if existing is None and outside:  # (a repeated split finds its alerts moved already)
+                raise IncidentError(f"alerts not in incident {incident_id}: {', '.join(outside)}")
             if existing is None and len(pending) == len(source.alert_ids):
                 raise IncidentError(f"that is every alert of {incident_id}: nothing would remain; "
                                     "change its title or type with `soc incidents update` instead")

@@ -14,9 +14,9 @@ compare-and-set that raises :class:`Conflict` when someone else wrote first (thi
 makes scheduler leases safe across processes).
 
 **Agency filters** -- the methods that read events take ``agencies``: only events whose
-``organization.id`` is one of them (``None``: no filter; empty: nothing); ``find`` and
-``iter_all`` take ``owned_by`` (:class:`OwnedBy`). Both are applied inside the query the store
-runs, so limits, counts, pages and group-by buckets are those of the filtered rows, and the
+``organization.id`` is one of them (``None``: no filter; empty: nothing); ``find``,
+``iter_all``, ``query_documents`` and ``count_documents`` take ``owned_by`` (:class:`OwnedBy`).
+Both are applied inside the query the store runs, so limits, counts, pages and group-by buckets are those of the filtered rows, and the
 agency ids travel as query parameters or terms, never as query text.
 :class:`soc.store.scoped.ScopedStore` fills them in from a principal's agency scope.
 """
@@ -30,6 +30,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from soc.errors import SocError
 from soc.model import Event
+from soc.store.doc_query import DocFilter as DocFilter  # document queries: re-exported here
+from soc.store.doc_query import DocPage as DocPage
+from soc.store.doc_query import DocQuery as DocQuery
 from soc.store.event_query import EventPage as EventPage  # event search: re-exported here
 from soc.store.event_query import EventQuery as EventQuery
 from soc.store.event_query import FieldFilter as FieldFilter
@@ -215,6 +218,25 @@ class Store(Protocol):
         ...
 
     def iter_all(self, collection: str, *, owned_by: OwnedBy | None = None) -> Iterator[Doc]: ...
+
+    # -- document queries (soc.store.doc_query: operators, sort, cursor, group-by) ---------------
+    def query_documents(self, query: DocQuery, *, owned_by: OwnedBy | None = None) -> DocPage:
+        """One page of the documents of ``query.collection`` matching ``query`` (and
+        ``owned_by``), in the query's sort order then id, with the cursor of the next page and
+        the total (exact up to ``query.track_total``). Invalid input (a field name, a value, a
+        cursor) raises :class:`ValueError`."""
+        ...
+
+    def count_documents(self, query: DocQuery, group_by: Sequence[str] = (), *,
+                        size: int | Sequence[int] = 100,
+                        owned_by: OwnedBy | None = None) -> list[tuple[tuple[Any, ...], int]]:
+        """How many documents match ``query`` (and ``owned_by``; the query's sort, size and
+        cursor do not apply): ``[((), total)]`` without ``group_by``, else per combination of
+        the values of up to three fields, nested -- each level's ``size`` (one for all levels,
+        or one per level) biggest groups within each group of the level above, biggest first,
+        ties by value: ``[((value, ...), count), ...]``. A document counts under each value of a
+        list field; more than 65,535 groups in all is a :class:`ValueError`."""
+        ...
 
     def refresh(self) -> None:
         """Make recent writes visible to searches (a no-op where writes are visible at once)."""

@@ -34,6 +34,11 @@ ask for less than the scope, never for more. An event read added to the protocol
 method here that passes ``agencies`` the same way; until then it is *not* reachable through
 the view, like any other attribute of the wrapped store (deny by default).
 
+**Document queries** (``query_documents``, ``count_documents``) get the scope's
+:class:`~soc.store.base.OwnedBy` (narrowed by a caller's own) like ``find``: pages, totals and
+group-by buckets are those of the visible documents; a collection of no agency gives a scoped
+principal an empty page and no counts.
+
 ``close`` does nothing: the view does not own the store it wraps.
 """
 
@@ -49,6 +54,8 @@ from soc.model import Event
 from soc.store.base import (
     Conflict,
     Doc,
+    DocPage,
+    DocQuery,
     EventPage,
     EventQuery,
     Match,
@@ -57,6 +64,7 @@ from soc.store.base import (
     Window,
     WriteResult,
 )
+from soc.store.doc_query import decode_doc_cursor, group_sizes
 
 __all__ = ["EVENT_OWNER", "OWNERS", "REPORT_OWNER_FIELD", "UNOWNED", "ScopedStore", "owners_of",
            "visible"]
@@ -309,6 +317,32 @@ class ScopedStore:
         if mine is None:
             return iter(())
         return self._store.iter_all(collection, owned_by=_narrow_owned(mine, owned_by))
+
+    def _doc_scope(self, query: DocQuery, owned_by: OwnedBy | None) -> tuple[bool, dict[str, Any]]:
+        """Whether a document query can see anything, and its ``owned_by`` keyword (the scope,
+        narrowed by a caller's own filter; none for an unscoped view without one)."""
+        if self._agencies is None:
+            return True, ({} if owned_by is None else {"owned_by": owned_by})
+        if query.cursor:  # a bad cursor is refused whatever the scope
+            decode_doc_cursor(query, self.dialect)
+        mine = self._owned_by(query.collection)
+        if mine is None:
+            return False, {}
+        return True, {"owned_by": _narrow_owned(mine, owned_by)}
+
+    def query_documents(self, query: DocQuery, *, owned_by: OwnedBy | None = None) -> DocPage:
+        visible_, options = self._doc_scope(query, owned_by)
+        if not visible_:
+            return DocPage([], None, 0)
+        return self._store.query_documents(query, **options)
+
+    def count_documents(self, query: DocQuery, group_by: Sequence[str] = (), *, size: int | Sequence[int] = 100,
+                        owned_by: OwnedBy | None = None) -> list[tuple[tuple[Any, ...], int]]:
+        visible_, options = self._doc_scope(query, owned_by)
+        if not visible_:
+            group_sizes(group_by, size)  # invalid arguments are refused whatever the scope
+            return [] if group_by else [((), 0)]
+        return self._store.count_documents(query, group_by, size=size, **options)
 
     def refresh(self) -> None:
         self._store.refresh()

@@ -58,8 +58,10 @@ they are current nothing else happens. Otherwise the retention policy and both t
 
 **Documents and compare-and-set**: :mod:`soc.store.search_docs` (``Doc.version`` encodes
 ``(_primary_term, _seq_no)``; ``put(expected_version=v)`` is ``if_seq_no``/``if_primary_term``).
-Query building: :mod:`soc.store.search_query`; event search (pages, histograms, top values):
-:mod:`soc.store.search_events`.
+Query building: :mod:`soc.store.search_query`; rule queries and event counts:
+:mod:`soc.store.search_matches`; event search (pages, histograms, top values):
+:mod:`soc.store.search_events`; document queries (pages, group-by counts):
+:mod:`soc.store.search_doc_query`.
 """
 
 from __future__ import annotations

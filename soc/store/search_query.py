@@ -22,6 +22,8 @@ from soc.store.base import OwnedBy, StoreError, Window
 from soc.store.search_mappings import DOC_ID_FIELD, ID_FIELD
 
 TIME_FIELDS = ("@timestamp", "event.ingested")
+#: hits per request (the default index.max_result_window)
+PAGE = 10_000
 #: event-time windows of up to this many days query their day indices by name
 MAX_DAY_LIST = 31
 #: the total order of events: event time, then the event id (SQLite: ``ORDER BY ts, id``)

@@ -46,7 +46,9 @@ The store is put together from one module per job: :mod:`.sqlite_schema` (the ta
 columns), :mod:`.sqlite_sql` (quoting, JSON paths, SQL functions, transactions),
 :mod:`.sqlite_keywords` (the keyword prefilter), :mod:`.sqlite_events` (writing events),
 :mod:`.sqlite_queries` (matching, reading and counting them), :mod:`.sqlite_search` (event
-search: pages, histograms, top values) and :mod:`.sqlite_docs` (document collections); this module opens the database and its connections and adds columns.
+search: pages, histograms, top values), :mod:`.sqlite_docs` (document collections) and
+:mod:`.sqlite_doc_query` with :mod:`.sqlite_doc_fields` (document queries, and the indexed field
+tables of the big collections); this module opens the database and its connections and adds columns.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from soc.store.base import StoreMissing
+from soc.store.sqlite_doc_fields import ensure_field_tables, register_doc_functions
+from soc.store.sqlite_doc_query import DocSearch
 from soc.store.sqlite_docs import SQLiteDocuments
 from soc.store.sqlite_events import EventWriting
 from soc.store.sqlite_keywords import fold_ascii, keyword_requirement, literal_finder
@@ -79,7 +83,7 @@ __all__ = ["HOT_FIELDS", "SQLiteStore", "fold_ascii", "json_extract_sql", "keywo
            "quote_ident"]
 
 
-class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments):
+class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments, DocSearch):
     """Embedded store. ``path`` may be ``":memory:"`` only for single-threaded use (hunts)."""
 
     dialect = "sqlite"
@@ -112,6 +116,7 @@ class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments):
         conn.executescript(_SCHEMA if durable else _SCHEMA.replace(" NOT NULL UNIQUE,", " NOT NULL,"))
         if durable:
             conn.executescript(_INDEXES)
+        ensure_field_tables(conn)
         #: scratch store: the ids written (instead of a unique index), and whether ``id`` is indexed
         self._ids: set[str] | None = None if durable else {r[0] for r in conn.execute("SELECT id FROM events")}
         self._id_indexed = durable
@@ -154,6 +159,7 @@ class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments):
             conn.create_function("soc_has_literal", 2, self._has_literal, deterministic=True)
             conn.create_function("soc_json_get", 2, _json_get, deterministic=True)
             register_search_functions(conn)
+            register_doc_functions(conn)
             self._local.conn = conn
         return conn
 

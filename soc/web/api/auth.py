@@ -58,7 +58,8 @@ def login(body: Login, request: Request, response: Response) -> dict[str, Any]:
 def logout(request: Request, response: Response, who: Caller = Depends(caller)) -> dict[str, bool]:  # noqa: B008
     if who.session is not None:
         root_of(request).identity.logout(who.session.id)
-    response.delete_cookie(session_cookie(request), path="/")
+    # the same attributes as when set: a __Host- cookie is only replaced by a Secure one
+    response.delete_cookie(session_cookie(request), secure=request.app.state.tls, **COOKIE_ATTRIBUTES)
     return {"logged_out": who.session is not None}
 
 

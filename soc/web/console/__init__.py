@@ -12,10 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from soc.web.console.pages import ROUTERS
-from soc.web.console.security import CSP, LoginRequired, login_redirect
+from soc.web.console import pages, security
 
-__all__ = ["mount_console"]
+__all__ = ["STATIC", "mount_console"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -23,18 +22,18 @@ STATIC = Path(__file__).resolve().parent / "static"
 def mount_console(app: FastAPI) -> None:
     """Add the console's pages, its static files and its page policy to ``app``."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in ROUTERS:
+    for router in pages.ROUTERS:
         app.include_router(router)
 
-    @app.exception_handler(LoginRequired)
-    async def _login(request: Request, error: LoginRequired) -> Response:
-        return login_redirect(error)
+    @app.exception_handler(security.LoginRequired)
+    async def _login(request: Request, error: security.LoginRequired) -> Response:
+        return security.login_redirect(error)
 
     @app.middleware("http")
     async def _policy(request: Request, call_next):  # type: ignore[no-untyped-def]
         response = await call_next(request)
         if not request.url.path.startswith("/api/"):
-            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("Content-Security-Policy", security.CSP)
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
             response.headers.setdefault("Referrer-Policy", "same-origin")  # Origin stays on own forms
             response.headers.setdefault("X-Frame-Options", "DENY")

@@ -18,7 +18,7 @@ from soc.identity.sessions import check_csrf
 from soc.web.deps import Caller, client_ip, root_of, session_cookie
 from soc.web.problems import Unauthenticated
 
-__all__ = ["CSP", "LoginRequired", "console_caller", "safe_next"]
+__all__ = ["CSP", "LoginRequired", "console_caller", "known_caller", "login_redirect", "safe_next"]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -28,9 +28,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class LoginRequired(Unauthenticated):
     """A console page without a session: answered with a redirect to the login page."""
 
-    def __init__(self, next_url: str) -> None:
-        super().__init__("log in first")
+    def __init__(self, next_url: str, *, change_password: bool = False) -> None:
+        super().__init__("change your password first" if change_password else "log in first")
         self.next_url = next_url
+        self.change_password = change_password
 
 
 def safe_next(target: str | None) -> str:
@@ -53,14 +54,26 @@ async def console_caller(request: Request) -> Caller:
         if not check_csrf(session, token if isinstance(token, str) else None):
             raise Forbidden("the form has expired or did not come from this console: reload the page")
     if session.must_change_password and request.url.path not in ("/account/password", "/logout"):
-        raise LoginRequired("/account/password")
+        raise LoginRequired("/account/password", change_password=True)
     who = Caller(session.principal, root.acting_as(session.principal, ip=client_ip(request),
                                                    user_agent=request.headers.get("user-agent")), session)
     request.state.caller = who
     return who
 
 
+def known_caller(request: Request) -> Caller | None:
+    """The logged-in user of a request that reached no page (an error page's header), if any."""
+    found = getattr(request.state, "caller", None)
+    if found is not None:
+        return found
+    root = root_of(request)
+    session = root.identity.session(request.cookies.get(session_cookie(request)))
+    if session is None or session.must_change_password:
+        return None
+    return Caller(session.principal, root.acting_as(session.principal, ip=client_ip(request)), session)
+
+
 def login_redirect(error: LoginRequired) -> RedirectResponse:
-    if error.next_url == "/account/password":
+    if error.change_password:
         return RedirectResponse("/account/password", status_code=303)
     return RedirectResponse(f"/login?next={quote(error.next_url, safe='/')}", status_code=303)
