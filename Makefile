@@ -19,7 +19,7 @@ test: $(STAMP)
 # The console's browser tests again, saving the README's screenshots into docs/screenshots.
 screenshots: $(STAMP)
 	tools/browser/ensure-chromium.sh
-	SOC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -k browser
+	SOC_TEST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -k browser
 
 # The whole suite with every process's clock (Python, OpenSSL, the Kafka and OpenSearch JVMs,
 # file times) a year ahead, through libfaketime: proves no test depends on the calendar.
@@ -42,6 +42,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hunt.py
+	$(BIN)/python benchmarks/hunt_windows.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache soc-data

@@ -155,6 +155,16 @@ def run(url: str, n: int, batch_size: int, template: bool, keep: bool) -> dict[s
             "build_seconds": round(build_seconds, 2), "url": url}
 
 
+def bench_dir(prefix: str) -> Path:
+    """A fresh private folder for a benchmark's devstack under the repository's ``.cache``,
+    creating ``.cache`` first: in a fresh clone only the test suite would have made it."""
+    from soc import devstack
+
+    cache = Path(devstack.DEFAULT_CACHE_DIR)
+    cache.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=cache))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", nargs="?", help="OpenSearch URL; default: start one with soc.devstack")
@@ -170,7 +180,7 @@ def main() -> None:
     if url is None:
         from soc import devstack
 
-        state_dir = Path(tempfile.mkdtemp(prefix="bench-ceiling-", dir=devstack.DEFAULT_CACHE_DIR))
+        state_dir = bench_dir("bench-ceiling-")
         url = devstack.up(state_dir, kafka=False, search=True)["opensearch_url"]
     try:
         figures = run(url, args.n, args.batch_size, not args.no_template, args.keep)

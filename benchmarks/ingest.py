@@ -150,7 +150,7 @@ def main() -> None:
     if not bootstrap or not url:
         from soc import devstack
 
-        state_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=devstack.DEFAULT_CACHE_DIR))
+        state_dir = bulk_ceiling.bench_dir("bench-ingest-")
         state = devstack.up(state_dir, kafka=not bootstrap, search=not url)
         bootstrap = bootstrap or state["kafka_bootstrap"]
         url = url or state["opensearch_url"]

@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, str] = {
     "tasks:write": "send remediation tasks to agencies",
     "tasks:respond": "acknowledge remediation tasks and mark them done",
     "rules:read": "rule and source health",
+    "sources:replay": "replay dead letters (records that could not be stored) after a fix",
     "agencies:read": "the agency hierarchy",
     "audit:read": "read, verify and export the audit trail",
     "users:admin": "manage users, roles and agency scopes",

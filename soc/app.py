@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 from soc.access import Principal
 from soc.agencies import AgencyTree, load_agencies
 from soc.alerts import AlertWorkflow, BulkAlerts
+from soc.alerts.priority import AlertPriority
 from soc.audit import AuditedStore, AuditTrail
 from soc.clock import Clock, system_clock
 from soc.config import Settings, content_dir
-from soc.detect.compiler import Detection, RuleSet, compile_rules
+from soc.detect.compiler import Detection, RuleSet
 from soc.detect.engine import DetectionEngine, RunResult
-from soc.detect.rules import load_rules
+from soc.detect.rulecache import load_compiled, rule_cache_dir
 from soc.detect.scheduler import DetectionScheduler, RuleRunner, Timing
 from soc.detect.suppressions import ActiveExceptions, Exceptions
 from soc.export.reports import Reports
@@ -153,7 +154,7 @@ class App:
         """The rule folders loaded and compiled for a query dialect (``sqlite`` or ``dsl``),
         once (raises ``FileNotFoundError`` naming a missing folder)."""
         if dialect not in self._rulesets:
-            self._rulesets[dialect] = compile_rules(load_rules(self.rule_dirs), dialect=dialect)
+            self._rulesets[dialect] = load_compiled(self.rule_dirs, dialect, cache_dir=rule_cache_dir(self.settings))
         return self._rulesets[dialect]
 
     @property
@@ -180,7 +181,16 @@ class App:
         Rules run as the service: the alerts they record are not audited one by one (each
         rule's health records its runs), and no principal's scope applies."""
         return DetectionEngine(self.base_store, self.rules, max_alerts=self.settings.detection.max_alerts_per_run,
-                               suppress=ActiveExceptions(self.base_store))
+                               suppress=ActiveExceptions(self.base_store), enrich=self.alert_priority)
+
+    @property
+    def alert_priority(self) -> AlertPriority:
+        """The affected system's security level and the risk recorded on each alert raised
+        (the asset inventory ``assets.yml`` of the playbook data folder; :mod:`soc.alerts.priority`)."""
+        root = self._root
+        if "_priority" not in root.__dict__:
+            root.__dict__["_priority"] = AlertPriority(root.settings.playbooks.data_folder / "assets.yml")
+        return root.__dict__["_priority"]
 
     def rule_runner(self, *, timing: Timing | None = None, owner: str | None = None,
                     on_alerts: Callable[[Detection, RunResult], None] | None = None,

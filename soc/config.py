@@ -100,6 +100,10 @@ class DetectionSettings(BaseModel):
     max_concurrent_rules: int = Field(2, ge=1, description="rules evaluated at the same time")
     query_timeout_seconds: int = Field(60, ge=1)
     max_alerts_per_run: int = Field(1000, ge=1, description="a run that hits this says so")
+    rule_cache: bool = Field(True, description="keep compiled rules (per rule file, by content) so that the next "
+                             "start or hunt skips YAML parsing and conversion (soc/detect/rulecache.py)")
+    rule_cache_dir: Path | None = Field(None, description="folder of the compiled-rule cache, private to the "
+                                        "service's user (default: <data_dir>/rule-cache)")
 
 
 class KafkaSettings(KafkaSecuritySettings):
@@ -302,6 +306,24 @@ class AuditSettings(BaseModel):
     checkpoint_file: Path | None = Field(None, description="where `soc audit checkpoint` appends the chain's head "
                                          "(default: <data_dir>/audit-checkpoints.jsonl); keep a copy outside the "
                                          "store's reach")
+    checkpoint_minutes: int = Field(60, ge=0, description="the running service appends the chain's head to the "
+                                    "checkpoint file this often (0: never; then run `soc audit checkpoint` "
+                                    "from cron)")
+
+
+class OversightSettings(BaseModel):
+    """``oversight:`` (``SOC_OVERSIGHT__...``): the health page, the dashboard and the honest time
+    figures of the summaries (soc/oversight, soc/export/measures.py)."""
+
+    backfill_hours: float = Field(24.0, gt=0, description="an event stored more than this long after it happened "
+                                  "is back-filled: its incident is counted apart from MTTD (replayed old logs "
+                                  "would otherwise say MTTD = months)")
+    silent_minutes: float = Field(60.0, gt=0, description="a source that sent events in the window but none for "
+                                  "this long is silent")
+    silent_window_hours: float = Field(24.0, gt=0, description="how far back a source must have sent events to be "
+                                       "watched for silence")
+    silent_check_minutes: int = Field(15, ge=0, description="the running service checks for silent sources this "
+                                      "often and raises an alert for each newly silent one (0: never)")
 
 
 class Settings(BaseSettings):
@@ -330,6 +352,7 @@ class Settings(BaseSettings):
     tasks: TaskSettings = TaskSettings()
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
+    oversight: OversightSettings = OversightSettings()
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("timezone")

@@ -34,6 +34,7 @@ from rich.text import Text
 from soc.access import Principal
 from soc.agencies import AgencyTree, load_agencies
 from soc.app import App
+from soc.audit import checkpoint_file, checkpoint_now
 from soc.detect.compiler import Detection
 from soc.detect.engine import RunResult
 from soc.detect.scheduler import Timing
@@ -45,12 +46,16 @@ from soc.ingest.sink import Sink
 from soc.ingest.sourcedefs import SourceDefinition, load_sources
 from soc.ingest.sources.contract import SourceEnv, SourceRegistry
 from soc.kafka.source import register as register_kafka
+from soc.model import iso
 from soc.net import listen_address
+from soc.oversight.sources import check_silent_sources
 from soc.playbooks.schedule import attach as attach_playbooks
 from soc.secrets import redact_logs
 from soc.ui import alert_line, console, zone_note
 
 log = logging.getLogger(__name__)
+#: who the service's own changes (playbooks, reports, checkpoints) are recorded as
+SERVICE = Principal.system("service")
 
 STATUS_SECONDS = 30.0
 """How often ``soc run`` prints its status line (when it changed)."""
@@ -87,7 +92,7 @@ class Service:
         self.say = out or partial(self.console.print, markup=False, highlight=False)  # lines quoting input
         self.store = app.base_store  # ingest and detection write as the service, not audited per event
         #: what the service does on its own (playbooks, reports, outbox): audited as system:service
-        self.acting = app.acting_as(Principal.system("service"))
+        self.acting = app.acting_as(SERVICE)
         self.agencies: AgencyTree = load_agencies()
         self.sources: list[SourceDefinition] = load_sources()
         settings.dead_letter_dir.mkdir(parents=True, exist_ok=True)
@@ -168,6 +173,31 @@ class Service:
             self.topology.stop()
         self.dead_letter.close()
 
+    def checkpoint_audit(self) -> None:
+        """Append the audit chain's head to the checkpoint file (``audit.checkpoint_minutes``):
+        removing the newest records then shows at the next ``soc audit verify``."""
+        path = checkpoint_file(self.settings)
+        try:
+            checkpoint_now(self.app.audit, path, taken_at=iso(self.app.clock()), by=SERVICE.label)
+        except OSError as error:
+            log.warning("cannot append the audit checkpoint to %s: %s", path, error)
+
+    def check_silent_sources(self) -> list[dict[str, Any]]:
+        """Raise an alert for each log source that went silent since the last check
+        (``oversight.silent_*``; :mod:`soc.oversight.sources`); the playbooks see them like any alert."""
+        o = self.settings.oversight
+        try:
+            created = check_silent_sources(self.store, self.agencies, now=self.app.clock(),
+                                           window_hours=o.silent_window_hours, silent_minutes=o.silent_minutes)
+        except Exception:  # the store is unreachable, for example: the next check tries again
+            log.exception("silent-source check failed")
+            return []
+        for alert in created:
+            self.out(alert_line(alert, self.settings.zone))
+        if created:
+            self.playbooks.on_alerts(created)
+        return created
+
     def purge(self) -> None:
         removed = self.store.purge_events(time.time() - self.settings.retention_days * 86400)
         if removed:
@@ -200,6 +230,12 @@ def run_service(app: App, *, once: bool = False, stop: threading.Event | None = 
     service.start(follow=True)
     service.scheduler.start()
     service.scheduler.scheduler.add_job(service.purge, "interval", hours=6, id="retention")
+    if settings.oversight.silent_check_minutes:
+        service.scheduler.scheduler.add_job(service.check_silent_sources, "interval", id="silent-sources",
+                                            minutes=settings.oversight.silent_check_minutes)
+    if settings.audit.checkpoint_minutes:
+        service.scheduler.scheduler.add_job(service.checkpoint_audit, "interval", id="audit-checkpoint",
+                                            minutes=settings.audit.checkpoint_minutes)
     attach_playbooks(service.playbooks, service.scheduler.scheduler)  # scheduled playbooks, recovery sweep
     register_report_jobs(service.scheduler.scheduler, service.acting.store, settings)  # national summaries, outbox
     service.out("running; Ctrl-C to stop")

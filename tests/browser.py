@@ -17,7 +17,7 @@ Fixtures:
     in Asia/Ho_Chi_Minh, recording every JavaScript dialog and page error -- a test of text from
     logs asserts that both lists stay empty.
 ``screenshot`` (function)
-    ``screenshot(page, "alerts-queue")`` saves a PNG under ``SOC_SCREENSHOTS`` (default
+    ``screenshot(page, "alerts-queue")`` saves a PNG under ``SOC_TEST_SCREENSHOTS`` (default
     ``.cache/screenshots``; ``make screenshots`` writes the README's ``docs/screenshots``).
 """
 
@@ -47,6 +47,13 @@ def chromium_path() -> str:
             return candidate
     raise RuntimeError("no chromium found: run tools/browser/ensure-chromium.sh (make test does) "
                        "or set SOC_TEST_CHROMIUM to a Chromium executable")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an event loop running in the
+    main thread while the browser is open, so an ``asyncio.run()`` of a later test (signature
+    checks, the SMTP server) would fail. Started once, the browser then stays open to the end."""
+    items.sort(key=lambda item: "chromium" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +146,7 @@ def browser_page(chromium: Any) -> Iterator[Callable[[str], BrowserPage]]:
 
 @pytest.fixture
 def screenshot() -> Callable[[Any, str], Path]:
-    folder = Path(os.environ.get("SOC_SCREENSHOTS") or ROOT / ".cache" / "screenshots")
+    folder = Path(os.environ.get("SOC_TEST_SCREENSHOTS") or ROOT / ".cache" / "screenshots")
 
     def save(page: Any, name: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from soc.catalog import default_catalog
 from soc.model import Event, iso
 from soc.store.base import EventQuery, Store
 from soc.store.sqlite import SQLiteStore
+from soc.text import fold
 from tests.search_helpers import drop, open_search_store
 
 T0 = datetime(2025, 3, 1, 16, 30, tzinfo=UTC)  # 23:30 in Asia/Ho_Chi_Minh: day buckets differ by zone
@@ -149,8 +150,9 @@ def expected(events: list[Event], test: Callable[[Event], bool], descending: boo
 
 
 def contains(text: str) -> Callable[[Event], bool]:
-    needle = text.lower()
-    return lambda e: any(needle in str(e.get(f) or "").lower() for f in ("message", "event.original"))
+    """Free text as both stores search it: a substring, ignoring case and diacritics."""
+    needle = fold(text)
+    return lambda e: any(needle in fold(str(e.get(f) or "")) for f in ("message", "event.original"))
 
 
 def equals(field: str, wanted: Any) -> Callable[[Event], bool]:

@@ -173,3 +173,20 @@ def test_a_summary_of_an_empty_trail_has_no_checkpoint(tmp_path: Path) -> None:
     data = json.loads((built.directory / f"{built.report_no}.json").read_bytes())
     assert "audit_checkpoint" not in data
     store.close()
+
+
+def test_the_running_service_appends_checkpoints_that_verify_then_checks(tmp_path: Path) -> None:
+    from soc.app import App
+    from soc.audit import checkpoint_file
+    from soc.service import Service
+
+    settings = load_settings(data_dir=tmp_path / "data")
+    with App(settings) as root:
+        service = Service(root)
+        service.checkpoint_audit()  # an empty trail: nothing to keep, no file
+        assert not checkpoint_file(settings).exists()
+        root.audit.record(Principal.local("lan"), "alert.acknowledge", ("alert", "a-1"))
+        service.checkpoint_audit()
+        lines = checkpoint_file(settings).read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 1 and json.loads(lines[0])["seq"] == 1 and json.loads(lines[0])["by"] == "system:service"
+        service.store.close()

@@ -15,11 +15,13 @@ from tests.test_architecture import MODULES, import_graph
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"soc", "soc.errors", "soc.clock", "soc.model", "soc.secrets", "soc.config_errors", "soc.config",
               "soc.config_security", "soc.config_auth", "soc.config_api", "soc.catalog", "soc.net", "soc.agencies",
-              "soc.access", "soc.timeexpr"}),
-    ("infrastructure", {"soc.store", "soc.audit", "soc.outgoing", "soc.mail", "soc.retry", "soc.ui"}),
+              "soc.access", "soc.timeexpr", "soc.text"}),
+    ("infrastructure", {"soc.store", "soc.audit", "soc.outgoing", "soc.mail", "soc.retry", "soc.ui", "soc.charts"}),
     ("engines", {"soc.ingest", "soc.detect", "soc.incidents", "soc.export", "soc.playbooks", "soc.kafka",
                  "soc.identity", "soc.alerts"}),
-    ("application", {"soc.app", "soc.service", "soc.hunt", "soc.regression", "soc.config_check", "soc.devstack"}),
+    ("application", {"soc.app", "soc.service", "soc.hunt", "soc.regression", "soc.config_check", "soc.devstack",
+                     "soc.handover",
+                     "soc.oversight"}),
     ("front doors", {"soc.cli", "soc.web"}),
 ]
 #: what each engine may use of the other engines

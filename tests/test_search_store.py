@@ -80,7 +80,9 @@ def test_the_template_maps_the_catalogue(case_store: OpenSearchStore) -> None:
     props = resp["mappings"]["properties"]
     lowercase = {"type": "keyword", "normalizer": NORMALIZER, "ignore_above": IGNORE_ABOVE}
     assert props["user"]["properties"]["name"] == lowercase
-    assert props["message"] == lowercase  # `text` in fields.yml: see search_mappings
+    folded = {"fields": {"folded": {"type": "keyword", "normalizer": "soc_folding", "ignore_above": IGNORE_ABOVE}}}
+    assert props["message"] == {**lowercase, **folded}  # `text` in fields.yml: see search_mappings
+    assert props["event"]["properties"]["original"] == {**lowercase, **folded}  # free text ignores diacritics
     assert props["process"]["properties"]["command_line"] == lowercase
     assert props["winlog"]["properties"]["event_data"]["properties"]["Image"] == lowercase
     assert props["custom"]["properties"]["vendor"] == lowercase

@@ -21,11 +21,14 @@ from typing import Any
 
 from soc.alerts.model import ALERTS, AlertWorkflowError, status_of
 from soc.store.base import Doc, Store
+from soc.text import fold
 
-__all__ = ["TIME_FIELDS", "AlertQuery", "Cursor", "lookup", "scan"]
+__all__ = ["CRITICALITY_FIELD", "TIME_FIELDS", "AlertQuery", "Cursor", "lookup", "scan"]
 
 #: the alert times a query may select on
 TIME_FIELDS = ("first_seen", "last_seen", "detected_at")
+#: the security level (1-5, Decree 85/2016) of the system an alert is about (:mod:`soc.alerts.priority`)
+CRITICALITY_FIELD = "asset.level"
 #: entity fields each named filter looks at (in ``entities`` and in ``group``)
 _ENTITY_FIELDS = {"host": ("host.name",), "user": ("user.name", "user.target.name"), "source_ip": ("source.ip",)}
 _AFTER = "\x00"  # s + _AFTER is the smallest text greater than s (the store compares text bytewise)
@@ -66,8 +69,11 @@ class AlertQuery:
     """Alerts matching every filter given (a list: any of its values). ``since``/``until``
     are ISO UTC text bounding ``time_field`` as ``[since, until)``; ``fields`` holds
     exact values of any alert field (``group.source.ip``, ``entities.host.name``, ``rule.title``:
-    the values of a grouped view), compared without case; ``text`` is a case-insensitive
-    substring of the alert's id, rule, message, agency, entities, group, assignee or notes."""
+    the values of a grouped view), compared without case; ``text`` is a substring of the
+    alert's id, rule, message, agency, entities, group, assignee or notes, compared without
+    case and without diacritics (``dang nhap`` finds ``đăng nhập``: :func:`soc.text.fold`);
+    ``criticality`` is any of the security levels (1-5) of the affected system the alert
+    records (:data:`CRITICALITY_FIELD`, set by :mod:`soc.alerts.priority` when it is raised)."""
 
     status: str | list[str] | None = None
     rule: str | list[str] | None = None
@@ -82,6 +88,7 @@ class AlertQuery:
     text: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
     ids: list[str] | None = None
+    criticality: list[int] | None = None
 
     def check(self) -> AlertQuery:
         """This query when its values are usable, else :class:`AlertWorkflowError`."""
@@ -90,6 +97,9 @@ class AlertQuery:
         for status in _as_list(self.status):
             if status not in ("open", "new", "acknowledged", "closed"):
                 raise AlertWorkflowError(f"unknown alert status {status!r}: use open, acknowledged or closed")
+        for level in self.criticality or ():
+            if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 5:
+                raise AlertWorkflowError(f"criticality {level!r}: a security level from 1 to 5 (Decree 85/2016)")
         if self.since and self.until and self.since >= self.until:
             raise AlertWorkflowError(f"the time range is empty: {self.since} is not before {self.until}")
         return self
@@ -98,7 +108,7 @@ class AlertQuery:
     def empty(self) -> bool:
         """True when nothing narrows the query (it selects every alert in scope)."""
         return not any((self.status, self.rule, self.agency, self.level, self.host, self.user, self.source_ip,
-                        self.since, self.until, self.text, self.fields, self.ids is not None))
+                        self.since, self.until, self.text, self.fields, self.ids is not None, self.criticality))
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None and v != {} and v != ""}
@@ -125,6 +135,9 @@ class AlertQuery:
                 where[name] = values if len(values) > 1 else values[0]
         if self.ids is not None:
             where["id"] = list(self.ids)
+        if self.criticality:
+            levels = sorted(set(self.criticality))
+            where[CRITICALITY_FIELD] = levels if len(levels) > 1 else levels[0]
         return where
 
     # -- the whole query, on one alert -------------------------------------------------------
@@ -138,6 +151,8 @@ class AlertQuery:
                 return False
         if self.ids is not None and alert.get("id") not in self.ids:
             return False
+        if self.criticality and lookup(alert, CRITICALITY_FIELD) not in self.criticality:
+            return False
         moment = alert.get(self.time_field)
         if (self.since and (not moment or moment < self.since)) or (self.until and (not moment or moment >= self.until)):
             return False
@@ -148,7 +163,7 @@ class AlertQuery:
         for name, wanted in self.fields.items():
             if not any(_same(v, wanted) for v in _values(lookup(alert, name))):
                 return False
-        return not self.text or self.text.casefold() in self._haystack(alert)
+        return not self.text or fold(self.text) in self._haystack(alert)
 
     @staticmethod
     def _entity(alert: Mapping[str, Any], name: str) -> list[Any]:
@@ -162,7 +177,7 @@ class AlertQuery:
         for bag in (alert.get("entities") or {}, alert.get("group") or {}):
             for value in bag.values():
                 parts.extend(_values(value))
-        return "\n".join(str(p) for p in parts if p is not None).casefold()
+        return fold("\n".join(str(p) for p in parts if p is not None))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from soc.audit.checkpoints import (
     append_checkpoint,
     audit_checkpoint,
     checkpoint_file,
+    checkpoint_now,
     parse_checkpoint,
     read_checkpoints,
 )
@@ -53,6 +54,6 @@ from soc.audit.verify import CheckpointResult, Problem, Verification, verify
 __all__ = [
     "AUDIT", "GENESIS", "NOT_AUDITED", "Actor", "AuditError", "AuditRecord", "AuditTrail", "AuditedStore",
     "Checkpoint", "CheckpointResult", "ExportResult", "Head", "Problem", "RecordPage", "Target", "Verification",
-    "append_checkpoint", "audit_checkpoint", "canonical", "changes", "checkpoint_file", "export_trail",
+    "append_checkpoint", "audit_checkpoint", "canonical", "changes", "checkpoint_file", "checkpoint_now", "export_trail",
     "parse_checkpoint", "read_checkpoints", "record_hash", "verify",
 ]

@@ -96,6 +96,13 @@ def append_checkpoint(path: Path, head: Head, *, taken_at: str, by: str) -> dict
     return line
 
 
+def checkpoint_now(trail: AuditTrail, path: Path, *, taken_at: str, by: str) -> dict[str, Any] | None:
+    """Append the trail's current head to the checkpoint file (``soc audit checkpoint``, and
+    the service every ``audit.checkpoint_minutes``); ``None`` when the trail is still empty."""
+    head = trail.head()
+    return append_checkpoint(path, head, taken_at=taken_at, by=by) if head.seq else None
+
+
 def read_checkpoints(path: Path) -> tuple[list[Checkpoint], list[str]]:
     """The checkpoints of a file and the problems of lines that are not checkpoints (a missing
     file has none of either)."""

@@ -188,14 +188,22 @@ class AuditTrail:
                 yield record
 
     def page(self, *, since: datetime | None = None, until: datetime | None = None,
-             actors: Sequence[str] = (), actions: Sequence[str] = (), limit: int = 50) -> RecordPage:
+             actors: Sequence[str] = (), actions: Sequence[str] = (), target: str | None = None,
+             limit: int = 50) -> RecordPage:
         """The newest ``limit`` records with ``at`` in ``[since, until)``, of any of ``actors``
         (a label such as ``alice (token ci)`` or ``system:scheduler``, or a name: ``alice``
-        also finds her tokens) and any of ``actions``, and how many match in all."""
+        also finds her tokens), any of ``actions`` and about ``target`` (``TYPE/ID``, ``TYPE/``
+        for every object of a type, or an ``ID`` of any type), and how many match in all."""
         query: dict[str, Any] = {"time_field": "at" if since or until else None,
                                  "start": iso(since) if since else None, "end": iso(until) if until else None}
         filters: list[dict[str, Any]] = []
         base: dict[str, Any] = {"action": list(actions)} if actions else {}
+        if target:
+            kind, slash, id_ = target.partition("/")
+            if slash:
+                base["target.type"] = kind
+            if id_ or not slash:
+                base["target.id"] = id_ if slash else kind
         if actors:
             filters = [{**base, "actor.label": list(actors)}, {**base, "actor.name": list(actors)}]
         else:

@@ -16,8 +16,8 @@ from soc.audit import (
     AuditError,
     Checkpoint,
     Verification,
-    append_checkpoint,
     checkpoint_file,
+    checkpoint_now,
     export_trail,
     parse_checkpoint,
     read_checkpoints,
@@ -222,11 +222,11 @@ def audit_checkpoint_command(
     if head.seq == 0:
         console().print("the audit trail is empty: nothing to checkpoint yet")
         return
-    line: dict[str, Any] = {**head.body(), "taken_at": iso(cli_now()), "by": _me().label}
+    line: dict[str, Any] | None = {**head.body(), "taken_at": iso(cli_now()), "by": _me().label}
     if write:
         path = checkpoint_path or checkpoint_file(app.settings)
         try:
-            line = append_checkpoint(path, head, taken_at=line["taken_at"], by=line["by"])
+            line = checkpoint_now(app.audit, path, taken_at=line["taken_at"], by=line["by"])
         except (OSError, AuditError) as error:
             fail(f"cannot write the checkpoint file {path}: {error}")
         console(stderr=True).print(cell(f"appended to {path}; keep this line too:", "dim"))

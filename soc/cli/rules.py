@@ -34,8 +34,8 @@ def rules_check(
     """
     from collections import Counter
 
-    from soc.detect.compiler import compile_rules
-    from soc.detect.rules import load_rules
+    from soc.config import load_settings
+    from soc.detect.rulecache import load_compiled, rule_cache_dir
 
     dirs = rule_dirs(rules)
     err = console(stderr=True)
@@ -43,11 +43,12 @@ def rules_check(
         err.print(f"checking rules in {', '.join(map(str, dirs))}", markup=False)
     with CountProgress(err, enabled=progress) as shown:
         try:
-            loaded = load_rules(dirs, progress=shown.phase("loading rule files"))
+            ruleset = load_compiled(dirs, cache_dir=rule_cache_dir(load_settings()),
+                                    progress=shown.phase("loading rule files"),
+                                    compile_progress=shown.phase("compiling rules"))
         except FileNotFoundError as error:
             fail(str(error))
             return
-        ruleset = compile_rules(loaded, progress=shown.phase("compiling rules"))
     reports = ruleset.reports()
     if as_json:
         print(json_text({"problems": [p.__dict__ for p in ruleset.problems],
@@ -68,7 +69,8 @@ def rules_check(
                 out.print(cell(f"                {line}"))
         counts = Counter(r.status for r in reports)
         out.print(f"{len(reports)} rules: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                  + f"; {len(ruleset.problems)} files could not be loaded")
+                  + f"; {len(ruleset.problems)} files could not be loaded"
+                  + (f" ({ruleset.cache})" if ruleset.cache is not None else ""))
         if counts.get("no_data_source"):
             out.print(f"({counts['no_data_source']} rules are for log sources no dataset provides; "
                       "`--verbose` lists them)")

@@ -103,11 +103,25 @@ class Detection:
         return not self.report.errors and bool(self.datasets)
 
 
+@dataclass(frozen=True)
+class CacheFigures:
+    """How a rule set was built with the compiled-rule cache (:mod:`soc.detect.rulecache`)."""
+
+    from_cache: int  # rules taken from the cache (no YAML parsing, no conversion)
+    compiled: int  # rules parsed and converted now (then stored)
+    rebuilt: int = 0  # cache entries found unreadable or foreign, ignored and rebuilt
+
+    def __str__(self) -> str:
+        return (f"{self.from_cache} rules from cache, {self.compiled} compiled"
+                + (f" ({self.rebuilt} cache entries rebuilt)" if self.rebuilt else ""))
+
+
 @dataclass
 class RuleSet:
     dialect: str
     detections: dict[str, Detection]
     problems: list[LoadProblem]
+    cache: CacheFigures | None = None  # None: built without the compiled-rule cache
 
     def runnable(self) -> list[Detection]:
         return [d for d in self.detections.values() if d.runnable and d.output]
@@ -241,7 +255,8 @@ def _compile_correlation(rule: SigmaCorrelationRule, info: RuleInfo, compiled: d
 def compile_rules(loaded: LoadedRules, dialect: str = "sqlite", catalog: Catalog | None = None,
                   progress: Callable[[int, int], None] | None = None) -> RuleSet:
     """Compile every loaded rule for ``dialect``; ``progress(rules_done, rules_total)`` is called
-    before the first rule and after each."""
+    before the first rule and after each. (:func:`soc.detect.rulecache.load_compiled` gives the
+    same rule set from rule folders, with the compiled-rule cache.)"""
     catalog = catalog or default_catalog()
     detections: dict[str, Detection] = {}
     # base rules first: correlations need their referenced rules compiled
@@ -249,24 +264,31 @@ def compile_rules(loaded: LoadedRules, dialect: str = "sqlite", catalog: Catalog
     for done, rule in enumerate(ordered):
         if progress is not None:
             progress(done, len(ordered))
-        info = rule_info(rule)
-        if isinstance(rule, SigmaCorrelationRule):
-            detections[info.id] = _compile_correlation(rule, info, detections)
-        else:
+        if not isinstance(rule, SigmaCorrelationRule):
+            info = rule_info(rule)
             detections[info.id] = _compile_event_rule(rule, info, dialect, catalog)
-    # a correlation may refer to a correlation declared later: compile those in a second pass
-    for rule in loaded.rules:
+    link_correlations(loaded.rules, detections)
+    if progress is not None:
+        progress(len(ordered), len(ordered))
+    return RuleSet(dialect=dialect, detections=detections, problems=list(loaded.problems))
+
+
+def link_correlations(rules: list[AnyRule], detections: dict[str, Detection]) -> None:
+    """Compile the (resolved) correlation rules among ``rules`` into ``detections``, which holds
+    every compiled event rule; mark the rules only correlations use (``generate: false``)."""
+    correlations = [r for r in rules if isinstance(r, SigmaCorrelationRule)]
+    for rule in correlations:
         info = rule_info(rule)
-        if isinstance(rule, SigmaCorrelationRule) and detections[info.id].report.errors:
+        detections[info.id] = _compile_correlation(rule, info, detections)
+    # a correlation may refer to a correlation declared later: compile those in a second pass
+    for rule in correlations:
+        info = rule_info(rule)
+        if detections[info.id].report.errors:
             retry = _compile_correlation(rule, info, detections)
             if not retry.report.errors:
                 detections[info.id] = retry
-    if progress is not None:
-        progress(len(ordered), len(ordered))
-    for rule in loaded.rules:
-        if isinstance(rule, SigmaCorrelationRule):
-            for ref in rule.rules:
-                ref_id = str(ref.rule.id or ref.rule.name)
-                if ref_id in detections and not getattr(ref.rule, "_output", True):
-                    detections[ref_id].output = False
-    return RuleSet(dialect=dialect, detections=detections, problems=list(loaded.problems))
+    for rule in correlations:
+        for ref in rule.rules:
+            ref_id = str(ref.rule.id or ref.rule.name)
+            if ref_id in detections and not getattr(ref.rule, "_output", True):
+                detections[ref_id].output = False

@@ -46,6 +46,12 @@ counted in :attr:`RunResult.suppressed` / ``suppressed_by``. The events a correl
 never filtered. A hook with a ``prepare(engine)`` method is prepared at the start of each run
 (to reload the exceptions in force)."""
 
+Enrich = Callable[[dict[str, Any]], None]
+"""Adds what the service knows about an alert's subject before it is recorded (and again when an
+episode extends it): :class:`soc.alerts.priority.AlertPriority` records the affected system's
+security level and the alert's risk. Given by the composition root; None records alerts as
+the rules raise them."""
+
 
 def _iso(ts: float) -> str:
     return iso(datetime.fromtimestamp(ts, UTC))
@@ -72,13 +78,14 @@ class DetectionEngine:
 
     def __init__(self, store: Store, ruleset: RuleSet, *, max_alerts: int = 1000,
                  suppress: Filter | None = None, clock: Callable[[], float] = time.time,
-                 fresh_store: bool = False):
+                 fresh_store: bool = False, enrich: Enrich | None = None):
         if store.dialect != ruleset.dialect:
             raise ValueError(f"rules compiled for {ruleset.dialect}, store speaks {store.dialect}")
         self.store = store
         self.ruleset = ruleset
         self.max_alerts = max_alerts
         self.suppress = suppress
+        self.enrich = enrich
         self.clock = clock
         self._prefetched: dict[str, list[Match]] = {}
         self._prefetched_points: dict[str, list[Point]] = {}  # the same, as points (shared by correlations)
@@ -385,6 +392,8 @@ class DetectionEngine:
         return alert
 
     def _record(self, alert: dict[str, Any], result: RunResult) -> None:
+        if self.enrich is not None:
+            self.enrich(alert)
         if self._create(alert):
             result.created.append(alert)
         else:
@@ -438,6 +447,8 @@ class DetectionEngine:
                 self._record(alert, result)  # a distinct, earlier episode
                 return
             merged = _merge_alerts(doc.body, alert)
+            if self.enrich is not None:
+                self.enrich(merged)
             if merged == doc.body:
                 result.existing += 1
                 return

@@ -18,6 +18,8 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
 AnyRule = SigmaRule | SigmaCorrelationRule
+#: the C YAML loader where PyYAML was built with libyaml, else the pure-Python one (same documents)
+_YAML_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: directories never descended into when collecting rule files
 _SKIP_DIRS = {"samples", "regression_data", "tests", ".git", "deprecated", "unsupported"}
@@ -93,6 +95,33 @@ def rule_files(directories: Iterable[Path]) -> Iterator[Path]:
                 yield path
 
 
+def rule_key(rule: AnyRule) -> str:
+    """The key a rule is loaded under (its id, else its name)."""
+    return str(rule.id or rule.name or "")
+
+
+def parse_rule_file(path: Path, data: bytes) -> list[AnyRule | LoadProblem]:
+    """The rules of one file's content ``data`` (each a rule, or the problem that keeps it out), in
+    file order; a file that cannot be read at all gives one problem. YAML is read with the C loader
+    where PyYAML has it (the same documents as the pure-Python one, several times faster)."""
+    try:
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads it
+        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))  # noqa: S506 (a safe loader)
+        collection = SigmaCollection.from_dicts(docs, collect_errors=True, source=SigmaRuleLocation(path),
+                                                resolve_references=False)
+    except (SigmaError, ValueError, UnicodeDecodeError, yaml.YAMLError) as error:
+        return [LoadProblem(str(path), f"cannot load: {error}")]
+    out: list[AnyRule | LoadProblem] = []
+    for rule in collection.rules:
+        if rule.errors:
+            out.append(LoadProblem(str(path), "; ".join(str(e) for e in rule.errors)))
+        elif not rule_key(rule):
+            out.append(LoadProblem(str(path), "rule has neither id nor name"))
+        else:
+            out.append(rule)
+    return out
+
+
 def load_rules(directories: Iterable[Path], progress: Callable[[int, int], None] | None = None) -> LoadedRules:
     """Load every rule file under ``directories``; problems are collected, never raised.
     ``progress(files_done, files_total)`` is called before the first file and after each."""
@@ -102,21 +131,11 @@ def load_rules(directories: Iterable[Path], progress: Callable[[int, int], None]
     for done, path in enumerate(paths):
         if progress is not None:
             progress(done, len(paths))
-        try:
-            collection = SigmaCollection.from_yaml(
-                path.read_text(encoding="utf-8"), collect_errors=True, source=SigmaRuleLocation(path),
-                resolve_references=False)
-        except (SigmaError, ValueError, UnicodeDecodeError, yaml.YAMLError) as error:
-            loaded.problems.append(LoadProblem(str(path), f"cannot load: {error}"))
-            continue
-        for rule in collection.rules:
-            if rule.errors:
-                loaded.problems.append(LoadProblem(str(path), "; ".join(str(e) for e in rule.errors)))
+        for rule in parse_rule_file(path, path.read_bytes()):
+            if isinstance(rule, LoadProblem):
+                loaded.problems.append(rule)
                 continue
-            key = str(rule.id or rule.name or "")
-            if not key:
-                loaded.problems.append(LoadProblem(str(path), "rule has neither id nor name"))
-                continue
+            key = rule_key(rule)
             if key in seen:
                 loaded.problems.append(LoadProblem(str(path), f"duplicate rule id {key} (first in {seen[key]})"))
                 continue

@@ -225,8 +225,21 @@ class IncidentStats(CountBy):
     closed: int = 0
     open_at_end: int = 0
     serious: int = 0
-    mttd_minutes: float | None = Field(None, description="mean first event -> discovery, incidents opened")
+    mttd_minutes: float | None = Field(None, description="mean first event -> discovery, incidents opened whose "
+                                       "first event was ingested within backfill_hours (soc/export/measures.py)")
+    mttd_median_minutes: float | None = None
+    mttd_count: int = Field(0, description="incidents MTTD counts")
+    backfill_hours: float = Field(24.0, description="events stored later than this after they happened are back-filled")
+    backfilled: int = Field(0, description="incidents from back-filled events, counted apart from MTTD")
+    backfill_delay_median_hours: float | None = Field(None, description="median delay of their first event's storing")
+    detect_unknown: int = Field(0, description="incidents detected late whose first event can no longer be read")
+    mtta_minutes: float | None = Field(None, description="mean discovery -> first action by a person")
+    mtta_median_minutes: float | None = None
+    mtta_count: int = 0
+    not_acknowledged: int = Field(0, description="incidents opened that no person has acted on yet")
     mttr_hours: float | None = Field(None, description="mean discovery -> response ended, in the period")
+    mttr_median_hours: float | None = None
+    mttr_count: int = 0
     by_type_handling: list[HandlingRow] = Field(default_factory=list)
     reports_sent: dict[str, int] = Field(default_factory=dict)
 
@@ -249,6 +262,12 @@ class LogSources(_Model):
     silent: list[SilentSource]
 
 
+class TimeBucket(_Model):
+    label: str = Field(description="the hour (HH:00) of a daily summary, else the day (dd/mm), in the report's zone")
+    start: str
+    by_severity: dict[str, int] = Field(default_factory=dict)
+
+
 class MonitoringSummary(_Checkpointed):
     """§2.B: operational summary for a day, week or month."""
 
@@ -256,6 +275,7 @@ class MonitoringSummary(_Checkpointed):
     period: Period
     unit: Organisation
     alerts: CountBy
+    alerts_over_time: list[TimeBucket] = Field(default_factory=list, description="alerts per hour or day by level")
     incidents: IncidentStats
     log_sources: LogSources
     top_sources: list[Ranked]

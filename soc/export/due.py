@@ -29,6 +29,25 @@ class DueReport:
         return asdict(self)
 
 
+def due_of(incident: Incident, now: datetime, include_delivered: bool = False) -> list[DueReport]:
+    """The national reports one incident owes (none for a merged, false-positive or benign one)."""
+    rows: list[DueReport] = []
+    if incident.merged_into or incident.verdict in ("false_positive", "benign"):
+        return rows
+    for kind, due in (("initial", incident.notify_due), ("closing", incident.closing_due)):
+        if not due:
+            continue
+        records = [r for r in incident.reports if r.kind == kind or (kind == "initial" and r.kind == "update")]
+        delivered = [r for r in records if r.delivered_at]
+        state = "delivered" if delivered else "built" if records else "not_built"
+        if state == "delivered" and not include_delivered:
+            continue
+        latest = (delivered or records or [None])[-1]
+        rows.append(DueReport(incident.id, incident.title, kind, due, state, latest.report_no if latest else None,
+                              state != "delivered" and parse_iso(due) < now, incident.serious))
+    return rows
+
+
 def due_reports(store: Store, now: datetime | None = None, include_delivered: bool = False) -> list[DueReport]:
     now = now or datetime.now(UTC)
     rows = []
@@ -37,19 +56,6 @@ def due_reports(store: Store, now: datetime | None = None, include_delivered: bo
             incident = Incident.model_validate(doc.body)
         except ValueError:
             continue
-        if incident.merged_into or incident.verdict in ("false_positive", "benign"):
-            continue
-        for kind, due in (("initial", incident.notify_due), ("closing", incident.closing_due)):
-            if not due:
-                continue
-            records = [r for r in incident.reports if r.kind == kind or (kind == "initial" and r.kind == "update")]
-            delivered = [r for r in records if r.delivered_at]
-            state = "delivered" if delivered else "built" if records else "not_built"
-            if state == "delivered" and not include_delivered:
-                continue
-            latest = (delivered or records or [None])[-1]
-            rows.append(DueReport(incident.id, incident.title, kind, due, state,
-                                  latest.report_no if latest else None,
-                                  state != "delivered" and parse_iso(due) < now, incident.serious))
+        rows += due_of(incident, now, include_delivered)
     rows.sort(key=lambda r: (not r.overdue, r.due_at, r.incident_id))
     return rows

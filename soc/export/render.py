@@ -11,9 +11,10 @@ from pydantic import BaseModel
 
 from soc.export.documents import IncidentReport, MonitoringSummary, SummaryReport
 from soc.export.incident_report import build_incident_report
-from soc.export.render_docx import render_incident_docx, render_monitoring_docx, render_summary_docx
+from soc.export.render_docx import render_incident_docx, render_summary_docx
 from soc.export.render_json import render_json
 from soc.export.render_misp import render_misp
+from soc.export.render_monitoring import render_monitoring_docx
 from soc.export.render_stix import render_stix, render_summary_stix
 from soc.export.summary import build_monitoring_summary, build_summary_report
 

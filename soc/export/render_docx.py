@@ -22,7 +22,7 @@ from docx.shared import Pt
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
 
-from soc.export.documents import IncidentReport, MonitoringSummary, SummaryReport
+from soc.export.documents import IncidentReport, SummaryReport
 
 ON, OFF = "☒", "☐"
 LEVEL_VI = {"informational": "Thông tin", "low": "Thấp", "medium": "Trung bình", "high": "Cao",
@@ -321,56 +321,3 @@ def render_summary_docx(r: SummaryReport) -> bytes:
     w.para(_text(r.recommendations))
     w.signature(r.signatory.name, r.signatory.title, r.signatory.signed_by == "digital_signature")
     return w.save(f"Mẫu 05 {r.report_no}", r.organisation.name, r.reported_at)
-
-
-# -- monitoring summary --------------------------------------------------------------------------
-def _counts_table(w: _Writer, title: str, counts: dict[str, int], labels: dict[str, str] | None = None) -> None:
-    w.para(title, bold=True)
-    if not counts:
-        w.para("Không có")
-        return
-    w.table(["Nhóm", "Số lượng"], [[(labels or {}).get(k, k), v] for k, v in counts.items()])
-
-
-def render_monitoring_docx(r: MonitoringSummary) -> bytes:
-    from soc.incidents.model import INCIDENT_TYPES
-
-    types = {k: v[0] for k, v in INCIDENT_TYPES.items()} | {"unassigned": "Chưa gắn với sự cố"}
-    w = _Writer()
-    w.para(f"Số: {r.report_no}")
-    w.para("BÁO CÁO TỔNG HỢP TÌNH HÌNH GIÁM SÁT AN TOÀN THÔNG TIN", bold=True, center=True, size=14)
-    w.para(f"Kỳ báo cáo ({PERIOD_VI.get(r.period.type, r.period.type)}): {r.period.label}, "
-           f"từ {r.period.start} đến {r.period.end}", center=True)
-    if r.addressee:
-        w.para(f"Kính gửi: {r.addressee}", center=True)
-    w.field("Đơn vị", r.unit.name, True)
-    w.field("Địa chỉ", r.unit.address, True)
-    w.heading(1, "CẢNH BÁO")
-    w.field("Tổng số cảnh báo", r.alerts.total)
-    _counts_table(w, "Theo mức độ", r.alerts.by_severity, LEVEL_VI)
-    _counts_table(w, "Theo loại sự cố", r.alerts.by_type, types)
-    _counts_table(w, "Theo đơn vị", r.alerts.by_agency)
-    w.heading(2, "SỰ CỐ")
-    i = r.incidents
-    w.field("Sự cố mới phát hiện", i.opened)
-    w.field("Sự cố đã đóng", i.closed)
-    w.field("Sự cố còn mở cuối kỳ", i.open_at_end)
-    w.field("Sự cố nghiêm trọng", i.serious)
-    w.field("Thời gian phát hiện trung bình (MTTD, phút)", i.mttd_minutes)
-    w.field("Thời gian xử lý trung bình (MTTR, giờ)", i.mttr_hours)
-    _counts_table(w, "Theo mức độ", i.by_severity, SEVERITY_VI)
-    _counts_table(w, "Theo loại sự cố", i.by_type, types)
-    _counts_table(w, "Theo đơn vị", i.by_agency)
-    w.heading(3, "NGUỒN NHẬT KÝ")
-    w.field("Số sự kiện trong kỳ", r.log_sources.events_total)
-    w.field("Số sự kiện kỳ trước", r.log_sources.events_previous)
-    w.para("Nguồn ngừng gửi nhật ký (có ở kỳ trước, không có trong kỳ này)", bold=True)
-    if r.log_sources.silent:
-        w.table(["Trường", "Giá trị", "Số sự kiện kỳ trước"],
-                [[s.field, s.value, s.previous_count] for s in r.log_sources.silent])
-    else:
-        w.para("Không có")
-    w.heading(4, "NGUỒN TẤN CÔNG VÀ MỤC TIÊU NHIỀU NHẤT")
-    w.table(["Nguồn", "Số cảnh báo"], [[x.value, x.hits] for x in r.top_sources] or [["Không có", ""]])
-    w.table(["Mục tiêu", "Số cảnh báo"], [[x.value, x.hits] for x in r.top_targets] or [["Không có", ""]])
-    return w.save(f"Báo cáo giám sát {r.report_no}", r.unit.name, r.reported_at)

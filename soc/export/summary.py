@@ -15,22 +15,37 @@ Counting rules (also in ``docs/reporting.md``):
   ``--set est_damage_vnd=N``); an incident resolved or closed without that counts as self-handled;
 * alerts belong to a period by ``first_seen``; severity is the rule level; type is the type of
   the incident the alert is attached to (``unassigned`` otherwise);
-* MTTD = mean minutes from the first event to discovery over incidents opened in the period;
-  MTTR = mean hours from discovery to the end of the response over responses that ended in it;
+* MTTD, MTTA and MTTR (median and mean, with how many incidents each counts) as
+  :mod:`soc.export.measures` defines them: MTTD only over incidents whose first event was
+  stored within ``oversight.backfill_hours`` of when it happened -- back-filled ones (replayed
+  old logs) are counted apart with their delivery delay, so a month of replayed logs no longer
+  reads "MTTD 336.148,95 phút"; the snapshot keeps, per incident, when a person first acted on
+  it and (for the ones detected late) how late its first event was stored;
+* alerts over time: per hour of a daily summary, else per day, by level (the report's charts);
 * a log source *went silent* when it sent events in the previous period and none in this one
   (per ``organization.id`` and per ``host.name``, event time).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from soc.audit.checkpoints import audit_checkpoint
 from soc.config import Settings
 from soc.export.documents import HandlingRow, MonitoringSummary, SummaryReport
 from soc.export.incident_report import Missing, MissingFieldsError
+from soc.export.measures import (
+    DEFAULT_BACKFILL_HOURS,
+    TimeFigures,
+    acknowledged_at,
+    first_event_lags,
+    summarize,
+    timing_of,
+)
 from soc.export.periods import ReportPeriod
 from soc.export.profiles import Profile
 from soc.export.snapshot import ALERTS, INCIDENTS, SNAPSHOTS, _base, _safe
@@ -104,8 +119,14 @@ def capture_summary(store: Store, settings: Settings, profile: Profile, period: 
         touches = (discovered < end and (not closed or closed >= start)) or start <= ended < end \
             or any(start <= d < end for d in delivered)
         if touches:
-            incidents.append({k: inc.get(k) for k in INCIDENT_KEEP if k in inc})
+            kept = {k: inc.get(k) for k in INCIDENT_KEEP if k in inc}
+            kept["acknowledged_at"] = acknowledged_at(inc)
+            incidents.append(kept)
     incidents.sort(key=lambda i: i["id"])
+    backfill_hours = settings.oversight.backfill_hours
+    for incident_id, delay in first_event_lags(store, incidents, backfill_hours * 3600).items():
+        kept = next(i for i in incidents if i["id"] == incident_id)
+        kept.update(ingest_checked=True, first_event_ingest_delay=delay)
     alerts = [{k: d.body.get(k) for k in ALERT_KEEP if k in d.body}
               for d in store.find(ALERTS, None, time_field="first_seen", start=start, end=end,
                                   sort="first_seen", limit=10_000_000)]
@@ -120,6 +141,7 @@ def capture_summary(store: Store, settings: Settings, profile: Profile, period: 
         "event_counts": _counts(store, period) if document == "monitoring_summary" else {},
         "handling": _handling(store, [i["id"] for i in incidents]),
         "recommendations": recommendations,
+        "backfill_hours": backfill_hours,
         # the audit trail's head, signed with the report (soc audit verify checks the chain against it)
         "audit_checkpoint": audit_checkpoint(store),
     })
@@ -221,8 +243,38 @@ def _serious(inc: dict[str, Any]) -> bool:
     return high and bool(inc.get("impacts"))
 
 
-def _mean(values: list[float]) -> float | None:
-    return round(sum(values) / len(values), 2) if values else None
+def _time_fields(times: TimeFigures) -> dict[str, Any]:
+    (d_median, d_mean), (a_median, a_mean), (r_median, r_mean) = \
+        times.mttd.minutes(), times.mtta.minutes(), times.mttr.hours()
+    return {"mttd_minutes": d_mean, "mttd_median_minutes": d_median, "mttd_count": times.mttd.count,
+            "backfill_hours": times.threshold_hours, "backfilled": times.backfilled,
+            "backfill_delay_median_hours": times.backfill_delay.hours()[0], "detect_unknown": times.unknown,
+            "mtta_minutes": a_mean, "mtta_median_minutes": a_median, "mtta_count": times.mtta.count,
+            "not_acknowledged": times.not_acknowledged,
+            "mttr_hours": r_mean, "mttr_median_hours": r_median, "mttr_count": times.mttr.count}
+
+
+def alerts_over_time(alerts: list[dict[str, Any]], kind: str, start: str, end: str, tz: str) -> list[dict[str, Any]]:
+    """Alerts per hour (a daily summary) or per day of the period, by level, in the report's zone."""
+    zone = ZoneInfo(tz)
+    step = timedelta(hours=1) if kind == "daily" else timedelta(days=1)
+    first, last = parse_iso(start).astimezone(zone), parse_iso(end).astimezone(zone)
+    buckets: list[dict[str, Any]] = []
+    moment = first
+    while moment < last and len(buckets) < 400:
+        buckets.append({"label": moment.strftime("%H:00" if kind == "daily" else "%d/%m"), "start": moment.isoformat(),
+                        "by_severity": {}})
+        moment = (moment + step).astimezone(zone) if kind == "daily" else \
+            datetime.combine(moment.date() + step, time(), zone)  # local midnights
+    starts = [parse_iso(b["start"]) for b in buckets]
+    for alert in alerts:
+        seen = parse_iso(alert["first_seen"])
+        index = bisect_right(starts, seen) - 1
+        if index >= 0:
+            level = (alert.get("rule") or {}).get("level") or "unknown"
+            counts = buckets[index]["by_severity"]
+            counts[level] = counts.get(level, 0) + 1
+    return buckets
 
 
 def build_monitoring_summary(snapshot: dict[str, Any]) -> MonitoringSummary:
@@ -259,11 +311,10 @@ def build_monitoring_summary(snapshot: dict[str, Any]) -> MonitoringSummary:
     closed = [i for i in valid if _in(i.get("closed_at"), start, end)]
     open_at_end = [i for i in valid if (i.get("discovered_at") or "") < end
                    and not (i.get("closed_at") and i["closed_at"] < end)]
-    mttd = [(parse_iso(i["discovered_at"]) - parse_iso(i["first_seen"])).total_seconds() / 60
-            for i in opened if i.get("first_seen")]
-    mttr = [(parse_iso(i["response_ended_at"]) - parse_iso(i["discovered_at"])).total_seconds() / 3600
-            for i in valid if _in(i.get("response_ended_at"), start, end)
-            and i.get("verdict") not in ("false_positive", "benign")]
+    hours = float(snapshot.get("backfill_hours") or DEFAULT_BACKFILL_HOURS)
+    times = summarize([timing_of(i, threshold=hours * 3600, ingest_delay=i.get("first_event_ingest_delay"),
+                                 looked_up=bool(i.get("ingest_checked"))) for i in snapshot["incidents"]],
+                      start=parse_iso(start), end=parse_iso(end), threshold_hours=hours)
     rows, _total, _d, _f = handling_rows(opened, snapshot.get("handling", {}))
     sent: Counter[str] = Counter()
     for inc in valid:
@@ -282,13 +333,14 @@ def build_monitoring_summary(snapshot: dict[str, Any]) -> MonitoringSummary:
         "unit": org,
         "alerts": {"total": len(alerts), "by_severity": dict(sorted(sev.items())),
                    "by_type": dict(sorted(typ.items())), "by_agency": dict(sorted(agency.items()))},
+        "alerts_over_time": alerts_over_time(alerts, p["type"], start, end, snapshot["timezone"]),
         "incidents": {
             "total": len(opened), "opened": len(opened), "closed": len(closed), "open_at_end": len(open_at_end),
             "serious": sum(1 for i in opened if _serious(i)),
             "by_severity": dict(sorted(Counter(i.get("severity") or "medium" for i in opened).items())),
             "by_type": dict(sorted(Counter(i.get("incident_type") or "other" for i in opened).items())),
             "by_agency": dict(sorted(Counter(i.get("agency") or "unknown" for i in opened).items())),
-            "mttd_minutes": _mean(mttd), "mttr_hours": _mean(mttr),
+            **_time_fields(times),
             "by_type_handling": [r.model_dump() for r in rows if r.count],
             "reports_sent": dict(sorted(sent.items())),
         },

@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from soc.clock import epoch_clock
@@ -124,6 +124,7 @@ class PlaybookRunner(PlaybookTriggers, StepExecution, RunResumption, RunRecord):
         self._incidents: dict[Any, Any] = {}
         self._deferred: list[str] = []
         self._deferred_lock = threading.Lock()
+        self._running: set[Future[None]] = set()  # runs on the pool, until they finish
 
     # -- services for actions ----------------------------------------------------------------
     @property
@@ -146,8 +147,17 @@ class PlaybookRunner(PlaybookTriggers, StepExecution, RunResumption, RunRecord):
         return self._incidents[key]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        """Wait for every run on the pool -- also the runs those runs start (an incident a
+        playbook opens starts the incident's playbooks) -- then stop the pool."""
+        if self._pool is None:
+            return
+        while True:
+            with self._deferred_lock:
+                running = set(self._running)
+            if not running:
+                break
+            wait(running)
+        self._pool.shutdown(wait=True)
 
     # -- starting runs -------------------------------------------------------------------------
     def playbook(self, playbook_id: str) -> Playbook:
@@ -212,12 +222,19 @@ class PlaybookRunner(PlaybookTriggers, StepExecution, RunResumption, RunRecord):
         that caused it when ``defer`` (an incident event emitted by a step must not run its
         playbooks inside that step's timeout)."""
         if self._pool is not None:
-            self._pool.submit(self._safe_execute, run_id)
+            future = self._pool.submit(self._safe_execute, run_id)
+            with self._deferred_lock:
+                self._running.add(future)
+            future.add_done_callback(self._finished)
         elif defer:
             with self._deferred_lock:
                 self._deferred.append(run_id)
         else:
             self.execute(run_id)
+
+    def _finished(self, future: Future[None]) -> None:
+        with self._deferred_lock:
+            self._running.discard(future)
 
     def _drain(self) -> None:
         while True:

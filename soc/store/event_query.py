@@ -31,9 +31,12 @@ finds the number 123, ``abc`` finds nothing), but their top values may come back
 there, and a prefix on one the engine mapped as a number is refused (:mod:`.search_events`).
 Catalogue them in ``ingest/fields.yml`` to search them with the same meaning everywhere.
 
-**Free text** (``text``) is a case-insensitive substring of ``message`` or ``event.original``.
-Diacritics count (``dang nhap`` does not find ``đăng nhập``), as in Sigma: folding them needs a
-folded copy of the text in both stores, which is left to the console work.
+**Free text** (``text``) is a substring of ``message`` or ``event.original`` ignoring case and
+diacritics (:func:`soc.text.fold`: ``dang nhap`` finds ``Đăng nhập``, and ``đăng`` finds
+``Dang``), as an analyst searches -- unlike the filters, which compare as Sigma does (case
+ignored, diacritics significant). SQLite folds the text it reads (:mod:`.sqlite_search`); the
+search engine searches a folded copy indexed next to each field (:mod:`.search_mappings`; event
+indices made before it existed find the text only as typed).
 
 **Limits**: :data:`MAX_PAGE_SIZE` events per page, :data:`MAX_FILTERS` filters,
 :data:`MAX_IN_VALUES` values over all ``in`` lists, :data:`MAX_VALUE_LENGTH` characters per

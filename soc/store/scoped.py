@@ -86,6 +86,8 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "report_snapshots": (REPORT_OWNER_FIELD,),
     "report_outbox": (REPORT_OWNER_FIELD,),
     "report_receipts": (REPORT_OWNER_FIELD,),
+    "saved_views": ("agency",),  # a user's saved console views: the user's agency (none: province-wide)
+    "handovers": ("agency",),  # a shift handover: the outgoing analyst's agency (none: province-wide)
 }
 
 #: collections known to belong to no agency: a scoped principal gets nothing from them and may

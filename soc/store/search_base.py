@@ -248,7 +248,7 @@ class SearchStore(RuleMatching, EventSearching, DocumentCollections, DocSearchin
     def _update_existing_mappings(self, events: dict[str, Any]) -> None:
         """Add fields new in fields.yml to today's (and older) event indices."""
         mappings = events["template"]["mappings"]
-        body = {"properties": mappings["properties"], "dynamic_templates": mappings["dynamic_templates"]}
+        body = {"properties": maps.unfolded(mappings["properties"]), "dynamic_templates": mappings["dynamic_templates"]}
         try:
             self._call("PUT", f"/{self._events_pattern}/_mapping", params={"allow_no_indices": True},
                        body=body, what="updating event index mappings")

@@ -12,6 +12,12 @@ the engine applies to ``term``, ``terms``, ``prefix``, ``match`` and ``wildcard`
 same case-insensitive comparison as SQLite. ``event.dataset``, ``organization.id`` and the event
 id (``soc.id``) are exact keywords.
 
+**Diacritics.** Free text also ignores them (``dang nhap`` finds ``Đăng nhập``): ``message`` and
+``event.original`` carry a ``folded`` sub-field (lowercase and ASCII folding,
+:data:`soc.store.search_mappings.FOLDED`) searched with the folded text. Event indices created
+before that sub-field existed lack it; there the free text still finds the text as typed (the
+clause on the field itself), diacritics included.
+
 **Counting.** ``track_total_hits`` up to :data:`TOTAL_LIMIT`: beyond it the total is a lower
 bound (``EventPage.total_exact`` is ``False``). Top values are a ``terms`` aggregation: exact
 while every daily index holds fewer distinct values than its ``shard_size``, otherwise close.
@@ -33,6 +39,7 @@ from soc.store.base import StoreError, Window
 from soc.store.event_query import (
     MAX_BUCKETS,
     MAX_TOP_SIZE,
+    TEXT_FIELDS,
     EventPage,
     EventQuery,
     FieldFilter,
@@ -44,8 +51,9 @@ from soc.store.event_query import (
     top_field,
 )
 from soc.store.search_client import HTTPError
-from soc.store.search_mappings import ID_FIELD
+from soc.store.search_mappings import FOLDED, ID_FIELD
 from soc.store.search_query import events_target, flatten, ms
+from soc.text import fold
 
 __all__ = ["TOTAL_LIMIT", "EventSearching", "filter_clause", "search_filters", "text_clause"]
 
@@ -99,11 +107,12 @@ def filter_clause(f: FieldFilter) -> dict[str, Any]:
 
 
 def text_clause(text: str) -> dict[str, Any]:
-    """Free text: a case-insensitive substring of ``message`` or ``event.original``."""
-    pattern = _wildcard(text)
-    return {"bool": {"should": [{"wildcard": {"message": {"value": pattern}}},
-                                {"wildcard": {"event.original": {"value": pattern}}}],
-                     "minimum_should_match": 1}}
+    """Free text: a substring of ``message`` or ``event.original`` ignoring case and diacritics
+    (see **Diacritics** above)."""
+    pattern, folded = _wildcard(text), _wildcard(fold(text))
+    should = [{"wildcard": {f"{name}{suffix}": {"value": value}}} for name in TEXT_FIELDS
+              for suffix, value in (("", pattern), (f".{FOLDED}", folded))]
+    return {"bool": {"should": should, "minimum_should_match": 1}}
 
 
 def search_filters(query: EventQuery, agencies: Collection[str] | None) -> list[dict[str, Any]] | None:

@@ -12,7 +12,12 @@ unknown string -- is a ``keyword`` with the custom ``soc_lowercase`` normalizer.
 normalizer is applied at index time and to the query value of term, terms, match, wildcard,
 prefix, regexp and query_string queries, so ``user.name: ROOT`` finds ``root`` and
 ``message: *Failed PASSWORD*`` finds ``Failed password for ...``. It lowercases only (no ASCII
-folding): Vietnamese diacritics stay significant, as in Sigma. One trap (measured on 2.19.6):
+folding): Vietnamese diacritics stay significant, as in Sigma. The analyst's free text is the
+exception: ``message`` and ``event.original`` also carry a ``folded`` sub-field (:data:`FOLDED`)
+with the ``soc_folding`` normalizer (lowercase, then ASCII folding: ``Đăng nhập`` is indexed
+``dang nhap``), which event search uses so that ``dang nhap`` finds ``Đăng nhập``. Event indices
+that existed before get the sub-field only if their analysis settings have the normalizer, so
+existing indices are left as they are (:func:`unfolded`) and new day indices have it. One trap (measured on 2.19.6):
 a ``regexp`` pattern is lowercased as a whole too, so ``\D``, ``\S``, ``\W`` turn into
 ``\d``, ``\s``, ``\w``; write them ``[^\d]``, ``[^\s]``, ``[^\w]``.
 
@@ -55,6 +60,12 @@ import orjson
 from soc.catalog import Catalog, default_catalog
 
 NORMALIZER = "soc_lowercase"
+#: the normalizer of the free-text copies: lowercase and ASCII folding (diacritics dropped)
+FOLDING_NORMALIZER = "soc_folding"
+#: the sub-field of ``message`` and ``event.original`` that free text searches
+FOLDED = "folded"
+#: the fields that carry a folded copy
+FOLDED_FIELDS = ("message", "event.original")
 #: Longest string (in UTF-16 units) indexed in a keyword: a unit is at most 3 UTF-8 bytes, also
 #: after lowercasing, so 8,191 units stay well under Lucene's 32,766-byte term limit.
 IGNORE_ABOVE = 8191
@@ -138,9 +149,14 @@ def events_template(prefix: str, *, catalog: Catalog | None = None, shards: int 
     for name in EXACT_FIELDS:
         flat[name] = dict(_EXACT_KEYWORD)
     flat["event.ingested"] = field_mapping("date")
+    for name in FOLDED_FIELDS:
+        flat[name] = {**flat.get(name, _LOWERCASE_KEYWORD), "fields": {FOLDED: {
+            "type": "keyword", "normalizer": FOLDING_NORMALIZER, "ignore_above": IGNORE_ABOVE}}}
     settings = _settings(shards, replicas, EVENT_FIELDS_LIMIT)
     settings["query.default_field"] = list(DEFAULT_QUERY_FIELDS)
-    settings["analysis"] = {"normalizer": {NORMALIZER: {"type": "custom", "filter": ["lowercase"]}}}
+    settings["analysis"] = {"normalizer": {
+        NORMALIZER: {"type": "custom", "filter": ["lowercase"]},
+        FOLDING_NORMALIZER: {"type": "custom", "filter": ["lowercase", "asciifolding"]}}}
     settings.update(extra_settings or {})
     return {
         "index_patterns": [f"{prefix}-events-*"],
@@ -158,6 +174,24 @@ def events_template(prefix: str, *, catalog: Catalog | None = None, shards: int 
         },
         "_meta": {"managed_by": "soc", "description": "SOC events, one index per UTC day of @timestamp"},
     }
+
+
+def unfolded(properties: dict[str, Any]) -> dict[str, Any]:
+    """Event ``properties`` without the folded sub-fields: what may be added to an event index
+    created before them (its analysis settings lack the folding normalizer)."""
+    out = dict(properties)
+    for name in FOLDED_FIELDS:
+        node, parts = out, name.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict) or "properties" not in child:
+                break
+            node[part] = child = {**child, "properties": dict(child["properties"])}
+            node = child["properties"]
+        else:
+            if isinstance(node.get(parts[-1]), dict):
+                node[parts[-1]] = {k: v for k, v in node[parts[-1]].items() if k != "fields"}
+    return out
 
 
 def docs_template(prefix: str, *, shards: int = 1, replicas: int | None = None) -> dict[str, Any]:

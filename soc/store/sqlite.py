@@ -125,6 +125,7 @@ class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments, DocS
         self._inserts: dict[tuple[bool, ...], str] = {}
         self._finders: list[re.Pattern[str]] = []
         self._finder_ids: dict[frozenset[str], int] = {}
+        self._materialised = False  # see materialise_fields
 
     def _column_type(self, field: str) -> str:
         return "NUMERIC" if field in self._numeric else "TEXT COLLATE NOCASE"
@@ -170,7 +171,9 @@ class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments, DocS
             self._local.conn = None
 
     def prepare_fields(self, fields: Iterable[str]) -> None:
-        missing = [f for f in fields if f not in _FIELD_COLUMN and f not in self._columns]
+        # sorted: of two names that differ only in case (one column in SQLite), the same one gets
+        # the column in every process, not the first of a set in hash order
+        missing = sorted({f for f in fields if f not in _FIELD_COLUMN and f not in self._columns})
         if not missing:
             return
         with self._columns_lock:
@@ -185,6 +188,33 @@ class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments, DocS
                     f"GENERATED ALWAYS AS ({_field_sql(field)}) VIRTUAL"
                 )
                 self._columns.add(field)
+
+    def materialise_fields(self, fields: Iterable[str]) -> list[str]:
+        """Turn ``fields`` into real columns filled now from the documents, in one pass; returns
+        those made. For a store whose events are all written and that many rules then scan (a
+        hunt's scratch store): a rule reads a virtual column by parsing the row's JSON document
+        again, for every rule and row; a real column holds the value, read once per event here.
+        Each column holds exactly what its virtual column would give: the same expression
+        (:func:`_field_sql`), the same declared type and collation. Fields that already have a
+        column, and fields whose names differ only in case from another field or column (SQLite
+        names ignore case: which of them gets the column is left to :meth:`prepare_fields`, as
+        before), are left as they are. Writing events afterwards is refused (the new columns
+        would stay empty)."""
+        taken = {c.lower() for c in self._columns} | {c.lower() for c in _FIELD_COLUMN}
+        wanted = sorted(set(fields))
+        lowered = [f.lower() for f in wanted]
+        chosen = [f for f, low in zip(wanted, lowered, strict=True) if low not in taken and lowered.count(low) == 1]
+        if not chosen:
+            return []
+        with self._columns_lock:
+            conn = self._conn()
+            with _transaction(conn, immediate=True):
+                for field in chosen:
+                    conn.execute(f"ALTER TABLE events ADD COLUMN {quote_ident(field)} {self._column_type(field)}")
+                conn.execute("UPDATE events SET " + ", ".join(f"{quote_ident(f)} = {_field_sql(f)}" for f in chosen))
+            self._columns.update(chosen)
+            self._materialised = True
+        return chosen
 
     def refresh(self) -> None:
         """Writes are visible to new reads at once in SQLite."""

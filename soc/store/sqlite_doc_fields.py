@@ -39,13 +39,14 @@ import orjson
 from soc.store.doc_query import body_values, sort_value
 from soc.store.sqlite_sql import _doc_field_sql, _transaction, quote_ident
 
-__all__ = ["INDEXES", "LISTED", "PROJECTED", "ensure_field_tables", "field_table", "register_doc_functions",
-           "values_table"]
+__all__ = ["INDEXES", "LISTED", "PROJECTED", "ensure_field_tables", "field_table", "leads_to",
+           "register_doc_functions", "values_table"]
 
 #: collection -> the body fields copied into its field table (scalars at their nested path)
 PROJECTED: dict[str, tuple[str, ...]] = {
     "alerts": ("status", "agency", "rule.id", "rule.level", "first_seen", "last_seen", "detected_at",
-               "assignee"),
+               "assignee", "risk", "asset.level"),
+    "alert_history": ("alert_id", "seq", "at", "agency"),
 }
 #: collection -> index name -> its columns (``NOCASE``: for case-insensitive equality)
 INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -56,7 +57,9 @@ INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
         "rule": ("rule.id", "first_seen"),
         "level": ("rule.level NOCASE", "first_seen"),
         "assignee": ("assignee NOCASE", "first_seen"),
+        "risk": ("risk", "first_seen"),
     },
+    "alert_history": {"alert": ("alert_id", "seq")},
 }
 #: the entity fields an alert lists (``soc.detect.engine.ENTITY_FIELDS``) and its group values
 _ENTITIES = ("host.name", "source.ip", "destination.ip", "user.name", "user.target.name", "process.name",
@@ -72,6 +75,11 @@ LISTED: dict[str, dict[str, tuple[str, ...]]] = {
 def field_table(collection: str) -> str | None:
     """The field table of a collection, or ``None`` when it has none."""
     return f"doc_fields_{collection}" if collection in PROJECTED else None
+
+
+def leads_to(collection: str, field: str, then: str) -> bool:
+    """Whether an index of the collection's field table starts with ``field``, then ``then``."""
+    return any(tuple(c.partition(" ")[0] for c in spec[:2]) == (field, then) for spec in INDEXES.get(collection, {}).values())
 
 
 def values_table(collection: str) -> str | None:

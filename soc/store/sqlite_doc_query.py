@@ -45,7 +45,7 @@ from soc.store.doc_query import (
     forms,
     group_sizes,
 )
-from soc.store.sqlite_doc_fields import LISTED, PROJECTED, field_table, values_table
+from soc.store.sqlite_doc_fields import LISTED, PROJECTED, field_table, leads_to, values_table
 from soc.store.sqlite_doc_groups import group_counts
 from soc.store.sqlite_schema import SQLiteHost
 from soc.store.sqlite_search import _like
@@ -275,7 +275,15 @@ def where_sql(query: DocQuery, source: _Source, owned_by: OwnedBy | None) -> tup
         clauses.append(sql)
         params.extend(more)
     for f in query.filters:
-        sql, more = filter_sql(f, source)
+        column = source.column(f.field) if f.op not in ("not_equals", "exists", "prefix") else None
+        # without coalesce() an index may serve a range, or one value of a field whose index goes on with
+        # the sort field; others are tested on the rows of an index walk in the sort order (with an index
+        # for "open", SQLite reads and sorts every open alert first: 16.8 s, not 27 ms, at 200k alerts)
+        if column is not None and (f.op == "range" or len(f.values) == 1
+                                   and leads_to(source.collection, f.field, query.sort[0])):
+            sql, more = _value_test(f, column, None)
+        else:
+            sql, more = filter_sql(f, source)
         clauses.append(sql)
         params.extend(more)
     return clauses, params

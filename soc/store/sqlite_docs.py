@@ -1,7 +1,10 @@
 """Document collections in the embedded store: the ``docs`` table keyed by ``(collection, id)``
 with a version for compare-and-set. An :class:`~soc.store.base.OwnedBy` filter is an ``EXISTS``
 over ``json_each`` of each owner field (a string gives one row, a list one per element), with
-the JSON path and the agency ids bound as parameters."""
+the JSON path and the agency ids bound as parameters. ``find`` reads the fields a collection's
+field table holds (alerts: status, agency, rule, times...; alert history: the alert and its
+sequence) from that table, whose indexes serve the filter and the order; other fields from the
+body."""
 
 from __future__ import annotations
 
@@ -11,8 +14,16 @@ from typing import Any
 import orjson
 
 from soc.store.base import Conflict, Doc, OwnedBy, StoreError
+from soc.store.sqlite_doc_fields import PROJECTED, field_table
 from soc.store.sqlite_schema import SQLiteHost
-from soc.store.sqlite_sql import _PLAIN_KEY, _doc_field_sql, _transaction
+from soc.store.sqlite_sql import _PLAIN_KEY, _doc_field_sql, _transaction, quote_ident
+
+
+def _columns(collection: str, fields: list[str]) -> dict[str, str]:
+    """The fields ``find`` reads from the collection's field table: projected field -> its column
+    (the same value as ``json_extract`` of the body, kept by triggers; :mod:`.sqlite_doc_fields`)."""
+    projected = PROJECTED.get(collection, ())
+    return {field: "f." + quote_ident(field) for field in fields if field in projected}
 
 
 def owned_by_sql(owned_by: OwnedBy) -> tuple[str, list[Any]] | None:
@@ -78,7 +89,8 @@ class SQLiteDocuments(SQLiteHost):
         limit: int = 1000,
         owned_by: OwnedBy | None = None,
     ) -> list[Doc]:
-        clauses, params = ["collection = ?"], [collection]
+        columns = _columns(collection, [*(where or {}), *([time_field] if time_field else []), *([sort] if sort else [])])
+        clauses, params = ["d.collection = ?"], [collection]
         if owned_by is not None:
             owners = owned_by_sql(owned_by)
             if owners is None:
@@ -86,7 +98,7 @@ class SQLiteDocuments(SQLiteHost):
             clauses.append(owners[0])
             params.extend(owners[1])
         for field, value in (where or {}).items():
-            path = _doc_field_sql(field)
+            path = columns.get(field) or _doc_field_sql(field)
             if isinstance(value, (list, tuple, set)):
                 values = list(value)
                 if not values:
@@ -99,15 +111,19 @@ class SQLiteDocuments(SQLiteHost):
                 clauses.append(f"{path} = ?")
                 params.append(value)
         if time_field and start is not None:
-            clauses.append(f"{_doc_field_sql(time_field)} >= ?")
+            clauses.append(f"{columns.get(time_field) or _doc_field_sql(time_field)} >= ?")
             params.append(start)
         if time_field and end is not None:
-            clauses.append(f"{_doc_field_sql(time_field)} < ?")
+            clauses.append(f"{columns.get(time_field) or _doc_field_sql(time_field)} < ?")
             params.append(end)
         order = ""
         if sort:
-            order = f" ORDER BY {_doc_field_sql(sort)} {'DESC' if descending else 'ASC'}, id"
-        sql = f"SELECT id, version, body FROM docs WHERE {' AND '.join(clauses)}{order} LIMIT ?"
+            order = f" ORDER BY {columns.get(sort) or _doc_field_sql(sort)} {'DESC' if descending else 'ASC'}, d.id"
+        source = "docs AS d"
+        if columns:  # the field table drives: its indexes give the order and the filters
+            source = f"{field_table(collection)} AS f CROSS JOIN docs AS d ON d.id = f.id"
+            order = order or " ORDER BY d.id"  # the order of the table itself otherwise
+        sql = f"SELECT d.id, d.version, d.body FROM {source} WHERE {' AND '.join(clauses)}{order} LIMIT ?"
         params.append(limit)
         return [Doc(r[0], r[1], orjson.loads(r[2])) for r in self._conn().execute(sql, params)]
 

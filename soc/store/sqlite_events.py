@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from soc.model import Event, parse_iso
-from soc.store.base import WriteResult
+from soc.store.base import StoreError, WriteResult
 from soc.store.sqlite_schema import _COLUMN_KEYS, _NONES, _ROW_COLUMNS, HOT_FIELDS, SQLiteHost
 from soc.store.sqlite_sql import _transaction, quote_ident
 
@@ -27,6 +27,8 @@ class EventWriting(SQLiteHost):
 
     _inserts: dict[tuple[bool, ...], str]
     """The INSERT statement per set of present columns."""
+    _materialised: bool
+    """Fields were made real columns (:meth:`SQLiteStore.materialise_fields`): no more writes."""
 
     def _insert_sql(self, present: tuple[bool, ...]) -> str:
         sql = self._inserts.get(present)
@@ -37,6 +39,8 @@ class EventWriting(SQLiteHost):
         return sql
 
     def write_events(self, events: Sequence[Event]) -> WriteResult:
+        if self._materialised:
+            raise StoreError("this store's fields were materialised for scanning: it takes no more events")
         now = time.time()
         groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
         rejected: list[tuple[str, str]] = []

@@ -17,7 +17,10 @@ on the search engine -- and compared as text (numbers in their JSON spelling, bo
 **Case.** Text compares case-insensitively: an ASCII value through ``COLLATE NOCASE`` or
 ``LIKE`` (both ASCII-case-insensitive, and ``LIKE`` wildcards in the value escaped); a value
 with other letters through the Python functions registered here (``soc_lower`` and friends),
-which lowercase as the search engine's normalizer does (``Đ`` finds ``đ``).
+which lowercase as the search engine's normalizer does (``Đ`` finds ``đ``). Free text also
+ignores diacritics (:func:`soc.text.fold`: ``dang nhap`` finds ``Đăng nhập``): text that is all
+ASCII is matched by ``LIKE`` against the folded needle, and only text with other characters
+is folded, by a Python function.
 
 **Counting.** Totals are exact (``COUNT(*)`` over the same ``WHERE`` without the cursor).
 """
@@ -50,6 +53,7 @@ from soc.store.event_query import (
 )
 from soc.store.sqlite_schema import _FIELD_COLUMN, HOT_FIELDS, SQLiteHost
 from soc.store.sqlite_sql import quote_ident
+from soc.text import fold
 
 __all__ = ["EventSearch", "register_search_functions"]
 
@@ -81,6 +85,13 @@ def _lower(value: Any) -> str | None:
 
 def _contains(value: Any, needle: str) -> int:
     return int(isinstance(value, str) and needle in value.lower())
+
+
+def _fold_contains(value: Any, needle: str) -> int:
+    """``needle`` (folded) is in ``value`` once case and diacritics are set aside -- asked only
+    of text that ``LIKE`` did not match, so text that is all ASCII (whose folding is its lower
+    case, which ``LIKE`` compared) is answered at once."""
+    return int(isinstance(value, str) and not value.isascii() and needle in fold(value))
 
 
 def _starts(value: Any, needle: str) -> int:
@@ -166,6 +177,7 @@ _zone = lru_cache(maxsize=64)(histogram_zone)
 def register_search_functions(conn: sqlite3.Connection) -> None:
     """The SQL functions event search uses, on one connection."""
     for name, arity, function in (("soc_lower", 1, _lower), ("soc_contains", 2, _contains),
+                                  ("soc_fold_contains", 2, _fold_contains),
                                   ("soc_starts", 2, _starts), ("soc_ip_in", 2, _ip_in),
                                   ("soc_ip_text", 1, _ip_text), ("soc_ip_key", 1, _ip_key),
                                   ("soc_epoch", 1, _epoch), ("soc_bucket", 3, _bucket)):
@@ -184,6 +196,14 @@ def _text_condition(expr: str, op: str, value: str) -> tuple[str, list[Any]]:
     if function is None:
         return f"soc_lower({expr}) = ?", [value.lower()]
     return f"{function}({expr}, ?)", [value.lower()]
+
+
+def _free_text(expr: str, text: str) -> tuple[str, list[Any]]:
+    """``expr`` (text or NULL) contains ``text`` ignoring case and diacritics: ``LIKE`` with the
+    folded text first (exact for text that is all ASCII, which folds to its lower case), then
+    :func:`_fold_contains` for the rest."""
+    needle = fold(text)
+    return f"({expr} LIKE ? ESCAPE '\\' OR soc_fold_contains({expr}, ?))", ["%" + _like(needle) + "%", needle]
 
 
 def _any_of(expr: str, op: str, values: tuple[str, ...]) -> tuple[str, list[Any]]:
@@ -308,8 +328,8 @@ class EventSearch(SQLiteHost):
                 clauses.append(f"{column} {sign} ?")
                 params.append(bound)
         if query.text is not None:
-            message, more = _text_condition("events.message", "contains", query.text)
-            original, rest = _text_condition("events.original", "contains", query.text)
+            message, more = _free_text("events.message", query.text)
+            original, rest = _free_text("events.original", query.text)
             clauses.append(f"({message} OR {original})")
             params.extend([*more, *rest])
         for f in query.filters:

@@ -34,7 +34,7 @@ from soc.timeexpr import TimeRange
 from soc.web.api.doclist import DocList, Since, Until, iter_docs, time_range
 
 __all__ = ["GROUP_FIELDS", "MAX_GROUP_SCAN", "SORTS", "AlertFilters", "QueryBody", "alert_filters",
-           "doc_list", "group_alerts"]
+           "doc_list", "group_alerts", "group_levels"]
 
 #: the orders of a list: the time field, newest first with a leading ``-``
 SORTS = ("-first_seen", "first_seen", "-last_seen", "last_seen", "-detected_at", "detected_at")
@@ -87,6 +87,7 @@ class AlertFilters:
     field: list[str]
     since: str | None
     until: str | None
+    criticality: tuple[int, ...] = ()
 
     def query(self, zone: Any, clock: Clock, time_field: str = "first_seen") -> AlertQuery:
         """The :class:`AlertQuery` these parameters mean (times in the analyst's ``zone``)."""
@@ -99,7 +100,8 @@ class AlertFilters:
             fields[name.strip()] = value
         return AlertQuery(status=self.status or None, rule=self.rule or None, agency=self.agency or None,
                           level=self.level or None, host=self.host, user=self.user, source_ip=self.source_ip,
-                          since=since, until=until, time_field=time_field, text=self.text, fields=fields).check()
+                          since=since, until=until, time_field=time_field, text=self.text, fields=fields,
+                          criticality=sorted(set(self.criticality)) or None).check()
 
 
 def alert_filters(
@@ -111,15 +113,20 @@ def alert_filters(
     user: str | None = Query(None, max_length=256, description="a user (or target user) the alert is about"),
     source_ip: str | None = Query(None, max_length=64, description="a source address the alert is about"),
     text: str | None = Query(None, max_length=256, description="substring of id, rule, message, entities, "
-                             "assignee, notes (any case)"),
+                             "assignee, notes (without case or diacritics)"),
     field: list[str] = Query([], description="FIELD=VALUE of any alert field, ignoring case (repeatable): "
                              "rule.title=..., entities.host.name=..., group.source.ip=..."),
     since: str | None = Since,
     until: str | None = Until,
+    criticality: list[int] = Query([], description="security level 1-5 (Decree 85/2016) of the affected "
+                                   "system, from the asset inventory (repeatable: any of)"),
 ) -> AlertFilters:
     """The filter parameters (a route dependency)."""
+    for security_level in criticality:
+        if not 1 <= security_level <= 5:
+            raise ValueError(f"criticality {security_level}: a security level from 1 to 5")
     return AlertFilters(list(status), list(rule), list(agency), list(level), host, user, source_ip, text,
-                        list(field), since, until)
+                        list(field), since, until, tuple(criticality))
 
 
 def doc_list(query: AlertQuery, descending: bool) -> DocList:
@@ -146,13 +153,14 @@ class QueryBody(BaseModel):
     until: str | None = Field(None, max_length=64)
     time_field: Literal["first_seen", "last_seen", "detected_at"] = "first_seen"
     ids: list[str] | None = Field(None, max_length=10_000)
+    criticality: list[int] | None = Field(None, max_length=5)
 
     def query(self, zone: Any, clock: Clock) -> AlertQuery:
         since, until = time_range(self.since, self.until, zone, clock).bounds()
         return AlertQuery(status=self.status or None, rule=self.rule or None, agency=self.agency or None,
                           level=self.level or None, host=self.host, user=self.user, source_ip=self.source_ip,
                           since=since, until=until, time_field=self.time_field, text=self.text,
-                          fields=dict(self.fields), ids=self.ids).check()
+                          fields=dict(self.fields), ids=self.ids, criticality=self.criticality or None).check()
 
 
 def _values(alert: dict[str, Any], field: str) -> list[tuple[Any, Any]]:
@@ -203,10 +211,12 @@ def _counted_by_the_store(store: Store, query: AlertQuery, fields: list[str]
     return total, counts, len(found) < per_level ** len(fields)
 
 
-def _counted_by_reading(store: Store, query: AlertQuery, fields: list[str]
-                        ) -> tuple[int, dict[tuple[Any, ...], int], dict[tuple[Any, ...], tuple[Any, ...]], bool]:
-    counts: dict[tuple[Any, ...], int] = {}
-    shown: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+def _counted_by_reading(store: Store, query: AlertQuery, levels: list[list[str]]
+                        ) -> tuple[int, list[dict[tuple[Any, ...], int]], list[dict[tuple[Any, ...], tuple[Any, ...]]],
+                                   bool]:
+    """The counts of every level of ``levels`` in one reading of the alerts."""
+    counts: list[dict[tuple[Any, ...], int]] = [{} for _ in levels]
+    shown: list[dict[tuple[Any, ...], tuple[Any, ...]]] = [{} for _ in levels]
     matched = 0
     for read, doc in enumerate(iter_docs(store, doc_list(query, descending=True), batch=1000), start=1):
         if read > MAX_GROUP_SCAN:
@@ -214,24 +224,45 @@ def _counted_by_reading(store: Store, query: AlertQuery, fields: list[str]
         if not query.matches(doc.body):
             continue
         matched += 1
-        for keys, values in _combinations(doc.body, fields):
-            counts[keys] = counts.get(keys, 0) + 1
-            shown.setdefault(keys, values)
+        for fields, level_counts, level_shown in zip(levels, counts, shown, strict=True):
+            for keys, values in _combinations(doc.body, fields):
+                level_counts[keys] = level_counts.get(keys, 0) + 1
+                level_shown.setdefault(keys, values)
     return matched, counts, shown, True
 
 
-def group_alerts(store: Store, query: AlertQuery, fields: list[str], *, size: int) -> dict[str, Any]:
-    """Counts of the alerts ``query`` matches per combination of ``fields`` values (see the
-    module docstring), most first, at most ``size`` buckets."""
-    post = any((query.host, query.user, query.source_ip, query.text, query.fields))
-    if not post and set(fields) <= STORE_GROUPS:
-        matched, counts, exact = _counted_by_the_store(store, query, fields)
-        shown = {key: key for key in counts}
-    else:
-        matched, counts, shown, exact = _counted_by_reading(store, query, fields)
+def _answer(query: AlertQuery, fields: list[str], matched: int, counts: dict[tuple[Any, ...], int],
+            shown: dict[tuple[Any, ...], tuple[Any, ...]], exact: bool, size: int) -> dict[str, Any]:
     base = query.as_dict()
     ordered = sorted(counts, key=lambda k: (-counts[k], [str(v) for v in shown[k]]))
     buckets = [{"values": dict(zip(fields, shown[k], strict=True)), "count": counts[k],
                 "query": _bucket_query(base, fields, shown[k])} for k in ordered[:size]]
     return {"by": fields, "total": matched, "total_exact": exact, "buckets": buckets,
             "buckets_total": len(counts)}
+
+
+def _by_the_store(query: AlertQuery, fields: list[str]) -> bool:
+    post = any((query.host, query.user, query.source_ip, query.text, query.fields))
+    return not post and set(fields) <= STORE_GROUPS
+
+
+def group_alerts(store: Store, query: AlertQuery, fields: list[str], *, size: int) -> dict[str, Any]:
+    """Counts of the alerts ``query`` matches per combination of ``fields`` values (see the
+    module docstring), most first, at most ``size`` buckets."""
+    if _by_the_store(query, fields):
+        matched, counts, exact = _counted_by_the_store(store, query, fields)
+        return _answer(query, fields, matched, counts, {key: key for key in counts}, exact, size)
+    matched, all_counts, all_shown, exact = _counted_by_reading(store, query, [fields])
+    return _answer(query, fields, matched, all_counts[0], all_shown[0], exact, size)
+
+
+def group_levels(store: Store, query: AlertQuery, fields: list[str], *, sizes: list[int]) -> list[dict[str, Any]]:
+    """:func:`group_alerts` of ``fields[:1]``, ``fields[:2]``... (nested groups with a count at
+    every level): counted by the store when it can count them all, else in one reading of the
+    alerts for every level."""
+    levels = [fields[:depth] for depth in range(1, len(fields) + 1)]
+    if _by_the_store(query, fields):
+        return [group_alerts(store, query, level, size=size) for level, size in zip(levels, sizes, strict=True)]
+    matched, counts, shown, exact = _counted_by_reading(store, query, levels)
+    return [_answer(query, level, matched, c, s, exact, size)
+            for level, c, s, size in zip(levels, counts, shown, sizes, strict=True)]

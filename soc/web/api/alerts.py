@@ -2,7 +2,9 @@
 
 ``GET /alerts`` filters (query parameters, :mod:`soc.web.api.alert_filters`): ``status``,
 ``rule``, ``agency``, ``level`` (each repeatable: any of), ``host``, ``user``, ``source_ip``,
-``text``, ``field=FIELD=VALUE``, ``since``/``until`` (the forms of :mod:`soc.timeexpr`) on the
+``text`` (without case or diacritics), ``field=FIELD=VALUE``, ``criticality`` (the affected
+system's security level 1-5, repeatable: any of; :mod:`soc.alerts.priority`), ``since``/``until``
+(the forms of :mod:`soc.timeexpr`) on the
 sort field; ``sort`` is ``-first_seen`` (default, newest first), ``first_seen``, ``-last_seen``,
 ``last_seen``, ``-detected_at`` or ``detected_at``. Keyset pages (``cursor``, ``limit``).
 

@@ -80,7 +80,7 @@ def _checkpoints(who: Caller, given: list[str], reports: bool) -> tuple[list[Che
 
 
 def _page(trail: AuditTrail, *, since: datetime | None, until: datetime | None, actors: list[str],
-          actions: list[str], limit: int, cursor: str | None) -> Page:
+          actions: list[str], limit: int, cursor: str | None, target: str | None = None) -> Page:
     after = decode_cursor(cursor, 2)
     end = until
     if after is not None:
@@ -91,14 +91,15 @@ def _page(trail: AuditTrail, *, since: datetime | None, until: datetime | None, 
         end = bound if end is None or bound < end else end
     fetch = limit + 1
     while True:
-        page = trail.page(since=since, until=end, actors=actors, actions=actions, limit=fetch)
+        page = trail.page(since=since, until=end, actors=actors, actions=actions, target=target, limit=fetch)
         records = [r for r in page.records if after is None or r.seq < int(after[1])]
         if len(records) > limit or len(page.records) < fetch or fetch >= MAX_FETCH:
             break
         fetch = min(fetch * 4, MAX_FETCH)
     shown = records[:limit]
     more = len(records) > limit or (len(page.records) >= fetch and bool(shown))
-    counted = trail.page(since=since, until=until, actors=actors, actions=actions, limit=1) if after else page
+    counted = trail.page(since=since, until=until, actors=actors, actions=actions, target=target,
+                         limit=1) if after else page
     items = [{**r.body, "details": r.details} for r in shown]
     return Page(items, encode_cursor(shown[-1].at, shown[-1].seq) if more and shown else None,
                 max(counted.total, len(shown)), not counted.capped)
@@ -109,13 +110,15 @@ def list_records(since: str | None = Since, until: str | None = Until,
                  actor: list[str] = Query([], description="a label (alice, 'alice (token ci)', system:scheduler) "
                                                           "or a user name (also their tokens); repeat"),
                  action: list[str] = Query([], description="login.failed, alerts.update ...; repeat"),
+                 target: str | None = Query(None, max_length=300, description="what was acted on: TYPE/ID "
+                                                                              "(alerts/ID), TYPE/ or an ID"),
                  limit: int = Limit, cursor: str | None = Cursor,
                  who: Caller = need("audit:read")) -> dict[str, Any]:
     trail = _trail(who)
     window = time_range(since, until, who.services.settings.zone, who.services.clock)
     trail.store.refresh()  # what other processes wrote a moment ago, too
     return _page(trail, since=window.start, until=window.end, actors=actor, actions=action, limit=limit,
-                 cursor=cursor).body()
+                 cursor=cursor, target=target).body()
 
 
 @router.get("/verify", summary="Verify the whole chain against every checkpoint")

@@ -10,7 +10,7 @@ everything after the second colon (IPv6 addresses and times keep theirs). Field 
 values are checked by :mod:`soc.store.event_query` (400 naming the bad one); a value is never
 query text.
 
-``text`` is a case-insensitive substring of the message or the original line; ``since`` /
+``text`` is a substring of the message or the original line, ignoring case and diacritics; ``since`` /
 ``until`` select on ``time_field`` (``@timestamp``, the event time, or ``event.ingested``) with
 the forms of :mod:`soc.timeexpr` (``15m``, ``2h``, ``7d``, ``yesterday``, ISO 8601; no zone: the
 analyst's); ``agency`` (repeatable) narrows to those agencies -- never beyond the caller's

@@ -3,30 +3,39 @@
 Merged from the incident's own history (opened, status, assignee, verdict, edits, alerts
 attached or moved, merges and splits, reports recorded), its notes (whole text), its alerts
 (first seen) and their triage changes, its remediation and response tasks (sent, acknowledged,
-done), and its national reports (built, each delivery attempt, delivered with the receipt).
+done), its national reports (built, each delivery attempt, delivered with the receipt), and the
+playbook runs that acted on it (one entry per run, with its steps).
 Every entry is ``{"at", "kind", "actor", "summary", ...}``; ``kind`` is one of :data:`KINDS`.
 Entries with the same time keep the order of :data:`KINDS`.
 
 Everything is read through the caller's store, so alerts, tasks and deliveries of agencies
 outside the caller's scope (an incident shared by two agencies) are left out. Playbook runs
-belong to no agency and are not part of the timeline.
+belong to no agency: they are shown to principals who see every agency, and left out for the
+others like any other document of no agency. A run is the incident's when it changed it: its
+actor ``playbook:<playbook id>/<run id prefix>`` (:func:`soc.playbooks.actions.incident.actor_of`)
+is in the incident's history or notes.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from soc.alerts.model import ALERTS, HISTORY
 from soc.export.outbox import OUTBOX, RECEIPTS
 from soc.incidents.model import Incident
 from soc.incidents.remediation import TASKS
-from soc.store.base import Store
+from soc.playbooks import RUNS
+from soc.store.base import DocQuery, Store
 
 __all__ = ["KINDS", "MAX_ALERTS", "timeline"]
 
-KINDS = ("alert", "incident", "alert_change", "note", "task", "report", "delivery")
+KINDS = ("alert", "incident", "playbook", "alert_change", "note", "task", "report", "delivery")
 #: alerts of one incident shown at most (the incident lists them all)
 MAX_ALERTS = 1000
+#: playbook runs of one incident shown at most
+MAX_RUNS = 200
+_PLAYBOOK_ACTOR = re.compile(r"^playbook:([^/]{1,200})/([0-9a-f]{8})$")
 _RANK = {kind: n for n, kind in enumerate(KINDS)}
 
 
@@ -112,8 +121,32 @@ def _report_entries(store: Store, incident: Incident) -> list[dict[str, Any]]:
     return out
 
 
+def _playbook_entries(store: Store, incident: Incident) -> list[dict[str, Any]]:
+    """One entry per playbook run that changed the incident, with its steps."""
+    prefixes: dict[str, str] = {}
+    for actor in [h.actor for h in incident.history] + [n.author for n in incident.notes]:
+        found = _PLAYBOOK_ACTOR.match(actor or "")
+        if found:
+            prefixes.setdefault(found.group(2), found.group(1))
+    out = []
+    for prefix, playbook_id in list(prefixes.items())[:MAX_RUNS]:
+        page = store.query_documents(DocQuery(RUNS, filters=(("id", "prefix", prefix), ("playbook_id", "equals",
+                                                                                          playbook_id)),
+                                              size=5, track_total=0))
+        for doc in page.docs:
+            run = doc.body
+            steps = [{k: s.get(k) for k in ("id", "action", "status", "started_at", "finished_at", "error")}
+                     for s in run.get("steps") or [] if s.get("status") != "pending"]
+            out.append(_entry(run.get("created_at"), "playbook", run.get("actor"),
+                              f"playbook {run.get('playbook_id')}: {run.get('status')}", run_id=doc.id,
+                              playbook_id=run.get("playbook_id"), playbook_title=run.get("playbook_title"),
+                              status=run.get("status"), dry_run=bool(run.get("dry_run")), steps=steps))
+    return out
+
+
 def timeline(store: Store, incident: Incident) -> list[dict[str, Any]]:
     """Every entry of ``incident``'s timeline read through ``store``, oldest first."""
     entries = [*_incident_entries(incident), *_alert_entries(store, list(incident.alert_ids)),
-               *_task_entries(store, incident.id), *_report_entries(store, incident)]
+               *_task_entries(store, incident.id), *_report_entries(store, incident),
+               *_playbook_entries(store, incident)]
     return sorted(entries, key=lambda e: (e["at"] or "", _RANK[e["kind"]]))

@@ -3,18 +3,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime, tzinfo
 
+from soc.text import fold
+
 __all__ = ["fold", "zone_label"]
-
-_EXTRA = str.maketrans({"đ": "d", "Đ": "d", "ð": "d", "ø": "o", "ł": "l", "ß": "ss"})
-
-
-def fold(text: str) -> str:
-    """Lower case without diacritics: ``Đăng nhập THẤT BẠI`` -> ``dang nhap that bai``."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_EXTRA))
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def zone_label(zone: tzinfo, at: datetime | None = None) -> str:
