@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("SOC_SHARED_DATA") or ROOT.parent / "shared" / "data")  # as tests/conftest.py
 INPUTS = [
     DATA / "loghub/OpenSSH/OpenSSH_2k.log",
     DATA / "loghub/Linux/Linux_2k.log",

@@ -16,6 +16,7 @@ pipeline; typical syslog should stay under ~15 us.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -31,7 +32,7 @@ from soc.ingest.normalize import SourceContext  # noqa: E402
 from soc.ingest.parsers import iter_json_records, parse  # noqa: E402
 from soc.ingest.pipeline import IngestPipeline  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("SOC_SHARED_DATA") or ROOT.parent / "shared" / "data")  # as tests/conftest.py
 _WAZUH_LOG = re.compile(r"^log \d+ (?:pass|fail) = (.*)$")
 
 
