@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from soc.store.doc_query import ID_FIELD, MAX_GROUP_BUCKETS, number_key
+from soc.store.sqlite_doc_fields import INDEXES
 
 if TYPE_CHECKING:
     from soc.store.sqlite_doc_query import _Source
@@ -73,6 +74,9 @@ def _column_levels(run: Run, source: _Source, built: tuple[list[str], list[Any]]
     clauses, params = built
     columns = [source.column(name) for name in fields]
     from_, first = source.from_(source.bodies)
+    hint = _grouping_index(source, fields)
+    if hint:
+        from_ = f"{from_} INDEXED BY {hint}"
     where = " AND ".join([*first[:1], *clauses, f"{columns[0]} IS NOT NULL"])
     listed = ", ".join(str(c) for c in columns)
     rows = run(f"SELECT {listed}, COUNT(*) FROM {from_} WHERE {where} GROUP BY {listed} LIMIT ?",
@@ -99,6 +103,21 @@ def _column_levels(run: Run, source: _Source, built: tuple[list[str], list[Any]]
         chosen = [prefix for prefix, _ in level]
         levels.append([(tuple(v for value in prefix for v in (value, 0)), count) for prefix, count in level])
     return levels
+
+
+def _grouping_index(source: _Source, fields: tuple[str, ...]) -> str | None:
+    """An index of the field table that starts with the grouped columns (in any order, without a
+    collation) and holds every column the query reads: reading it whole, in its order, counts the
+    groups without sorting the rows (SQLite, knowing nothing of how many rows a time range holds,
+    would rather read a month of alerts through the time index and sort a million of them:
+    0.8 s, not 0.19 s, per count of a month's alerts by rule at 1,000,000 alerts)."""
+    if source.bodies or source.table is None:
+        return None
+    for name, spec in INDEXES.get(source.collection, {}).items():
+        names = [column.partition(" ")[0] for column in spec]
+        if set(spec[:len(fields)]) == set(fields) and source.used <= set(names):
+            return f"{source.table}_{name}"
+    return None
 
 
 def _group_level(run: Run, source: _Source, built: tuple[list[str], list[Any]], fields: tuple[str, ...],

@@ -67,6 +67,7 @@ class _Source:
         self.values = values_table(collection)
         self.listed = set(LISTED.get(collection, ()))
         self.bodies = False  # set when an expression reads ``d.body``
+        self.used: set[str] = set()  # the field-table columns expressions read
         self.id = "f.id" if self.table else "d.id"
 
     def column(self, field: str) -> str | None:
@@ -74,6 +75,7 @@ class _Source:
         if field == ID_FIELD:
             return "f.id" if self.table else "d.id"
         if field in self.columns:
+            self.used.add(field)
             return "f." + quote_ident(field)
         return None
 
