@@ -10,7 +10,10 @@ alerts: 0.5 s to count alerts per agency, 1.2 s per agency and rule). So those f
 copied into real columns of a narrow table, ``doc_fields_alerts (id, status, agency, ...)``,
 kept by triggers on ``docs`` in the same transaction as every write (whoever writes, with
 whatever version of this code), and indexed (:data:`INDEXES`): counts and group-bys read only
-those indexes, pages walk an index in sort order and read the 50 bodies they return.
+those indexes, pages walk an index in sort order and read the 50 bodies they return. The
+alerts' history (looked up by alert) and the incidents (listed by status, newest first) have
+field tables too; ``find`` reads them as well (:mod:`.sqlite_docs`). benchmarks/console.py
+measures the console's queries at 1,000,000 alerts (README, "Console speed").
 
 A field listed here must be a scalar at its nested path in every document of the collection
 (the alert writers guarantee it): the column holds ``NULL`` for a list or an object, and a
