@@ -102,6 +102,8 @@ def test_keyword_requirement_reads_predicates() -> None:
     assert keyword_requirement(f"`process.name`='cron' AND {like.format('%) REPLACE (%')}") == {") replace ("}
     assert keyword_requirement("`message` LIKE '%It''s%'") == {"it's"}
     assert keyword_requirement("message LIKE '%5%'") == {"5"}
+    assert keyword_requirement("MESSAGE like '%Upper%'") == {"upper"}  # names and words in any case
+    assert keyword_requirement("`process.name` LIKE '%cron%'") is None  # another column requires nothing
     for opaque in (f"NOT {like.format('%x%')}", f"{like.format('%x%')} OR a = 1", "message NOT LIKE '%q%'",
                    f"x BETWEEN 1 AND 2 AND {like.format('%q%')}", like.format("%%"), "message = 'x'",
                    f"({like.format('%x%')}"):

@@ -52,6 +52,8 @@ def keyword_requirement(where: str, column: str = "message") -> frozenset[str] |
     every branch to require something (the union), AND any one branch (the most selective),
     NOT nothing. Sound because SQL's three-valued AND/OR are monotone: a true conjunction has
     every conjunct true, a true disjunction at least one."""
+    if column not in where.lower():
+        return None  # most rules never name the column: no need to read them (hunt start-up)
     tokens = [t for t in _TOKEN.findall(where) if not t.isspace()]
     if any(t.upper() in _OPAQUE for t in tokens):
         return None
