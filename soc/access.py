@@ -40,6 +40,8 @@ PERMISSIONS: dict[str, str] = {
     "incidents:comment": "add notes to incidents",
     "exceptions:read": "list detection exceptions",
     "exceptions:write": "add and disable detection exceptions",
+    "intel:read": "list threat-intel feeds, their status and the indicators",
+    "intel:write": "add and revoke indicators, poll feeds, run the retro-hunt",
     "playbooks:read": "list playbooks and their runs",
     "playbooks:run": "run playbooks by hand (and dry runs)",
     "playbooks:approve": "approve or reject a playbook step that waits for approval",
@@ -64,7 +66,7 @@ ROLES: dict[str, frozenset[str]] = {
     "analyst": frozenset({
         "events:read", "events:export", "alerts:read", "alerts:write", "incidents:read", "incidents:write",
         "incidents:comment", "exceptions:read", "exceptions:write", "playbooks:read", "reports:read",
-        "tasks:read", "tasks:write", "rules:read", "agencies:read"}),
+        "tasks:read", "tasks:write", "rules:read", "agencies:read", "intel:read", "intel:write"}),
     "responder": frozenset({
         "events:read", "alerts:read", "incidents:read", "incidents:write", "incidents:comment",
         "playbooks:read", "playbooks:run", "playbooks:approve", "reports:read", "tasks:read", "tasks:write",

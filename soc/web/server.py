@@ -32,6 +32,7 @@ from soc.web.console import mount_console
 from soc.web.console.render import error_page
 from soc.web.deps import CSRF_HEADER, caller, permission_of
 from soc.web.headers import SecurityHeaders
+from soc.web.taxii import TAXII_PREFIX, create_taxii_app
 
 __all__ = ["API_PREFIX", "AUTHENTICATED", "ApiRoute", "OPENAPI_PATH", "PUBLIC", "PUBLIC_PATHS", "api_routes", "create_app",
            "route_access", "route_table"]
@@ -91,6 +92,8 @@ def create_app(root: App, *, tls: bool = False) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     install_docs(app, OPENAPI_PATH)
+    if root.settings.taxii.enabled:  # TAXII 2.1 (docs/taxii.md): its own answers and errors
+        app.mount(TAXII_PREFIX, create_taxii_app(root))
     mount_console(app)
 
     def openapi() -> dict[str, Any]:

@@ -6,8 +6,10 @@ Both are YAML files in the playbook data folder (``playbooks/data/`` by default,
 * ``assets.yml`` -- ``systems:`` each with ``name``, ``agency``, ``level`` (security level
   1-5, Decree 85/2016), ``owner``, ``operator``, ``hosts``, ``ips`` (addresses or CIDR
   ranges), ``domains``, ``services``, ``national_critical``;
-* ``threat_intel.yml`` -- ``ips:``, ``cidrs:``, ``domains:``, each entry a value or a mapping
-  with ``value``, ``source``, ``note``.
+* ``threat_intel.yml`` -- ``ips:``, ``cidrs:``, ``domains:`` (also ``urls:``, ``hashes:``,
+  ``emails:``), each entry a value or a mapping with ``value``, ``source``, ``note``: the hand
+  list, loaded into the indicator store as the feed ``hand-list`` (:mod:`soc.intel.handlist`);
+  ``enrich.threat_intel`` looks values up in the store, so it sees every feed's indicators.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from soc.intel import IndicatorBook, indicator_id, is_live, load_hand_list
 from soc.playbooks.actions._util import alert_values, as_list
 from soc.playbooks.registry import ActionContext, ActionError, action
 
@@ -111,36 +114,70 @@ def assets(ctx: ActionContext, hosts: Any = None, ips: Any = None, alerts: Any =
             "count": len(matched)}
 
 
-def _entries(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    out = []
-    for item in data.get(name) or []:
-        out.append(item if isinstance(item, dict) else {"value": item})
-    return out
+_hand_lists: dict[tuple[int, Path], float] = {}
+
+
+def _sync_hand_list(ctx: ActionContext, path: Path, book: IndicatorBook) -> None:
+    """Load the hand list into the store (feed ``hand-list``) when the file changed since this
+    process last loaded it into this store."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return  # no hand list: the store alone answers
+    key = (id(ctx.store), path)
+    with _lock:
+        if _hand_lists.get(key) == mtime:
+            return
+    try:
+        load_hand_list(book, path)
+    except yaml.YAMLError as error:
+        raise ActionError(f"{path}: not valid YAML: {error}", retryable=False) from None
+    with _lock:
+        _hand_lists[key] = mtime
+
+
+def _hit(value: str, type_: str, body: dict[str, Any]) -> dict[str, Any]:
+    feeds = body.get("feeds") or []
+    notes = [str(f["name"]) for f in feeds if f.get("name")]
+    standing = sorted({f["feed"] for f in feeds if not f.get("revoked")}) or body.get("sources") or []
+    return {"value": value, "type": type_, "matched": body["value"], "source": ", ".join(standing),
+            "note": "; ".join(dict.fromkeys(notes)) or None, "confidence": body.get("confidence"),
+            "tlp": body.get("tlp"), "indicator_id": indicator_id(body["type"], body["value"])}
 
 
 @action("enrich.threat_intel", side_effects=False)
 def threat_intel(ctx: ActionContext, ips: Any = None, domains: Any = None, alerts: Any = None,
                  file: str | None = None) -> dict[str, Any]:
-    """Check addresses and domains against the local threat-intel lists.
+    """Check addresses and domains against the live indicators of the store (:mod:`soc.intel`:
+    every feed, and the hand list ``threat_intel.yml`` -- or ``file`` -- loaded into it first
+    as the feed ``hand-list`` when it changed). A domain also hits an indicator of a parent
+    domain; an address one of a network.
 
-    Output: ``hits`` (value, type, source, note), ``malicious`` (any hit), ``checked``."""
-    data = load_data(_data_file(ctx, file, "threat_intel.yml"))
+    Output: ``hits`` (value, type, matched, source, note, confidence, tlp, indicator_id),
+    ``malicious`` (any hit), ``checked``."""
+    book = IndicatorBook(ctx.store)
+    _sync_hand_list(ctx, _data_file(ctx, file, "threat_intel.yml"), book)
+    now = book.clock()
     ip_values = list(dict.fromkeys(as_list(ips) + alert_values(alerts, "source.ip", "destination.ip")))
     domain_values = [str(d).lower().rstrip(".") for d in as_list(domains) + alert_values(alerts, "url.domain")]
     hits: list[dict[str, Any]] = []
-    bad_ips = _entries(data, "ips") + _entries(data, "cidrs")
+    networks = [d.body for d in book.search_all(cidr=True) if is_live(d.body, now)]
     for value in ip_values:
         address = _ip(value)
-        for entry in bad_ips:
-            if _in(address, [str(entry["value"])]):
-                hits.append({"value": str(value), "type": "ip", "matched": str(entry["value"]),
-                             "source": entry.get("source"), "note": entry.get("note")})
-                break
+        if address is None:
+            continue
+        doc = book.get(indicator_id(f"ipv{address.version}", str(address)))
+        if doc is not None and is_live(doc.body, now):
+            hits.append(_hit(str(value), "ip", doc.body))
+            continue
+        network = next((n for n in networks if _in(address, [n["value"]])), None)
+        if network is not None:
+            hits.append(_hit(str(value), "ip", network))
     for value in domain_values:
-        for entry in _entries(data, "domains"):
-            bad = str(entry["value"]).lower().rstrip(".")
-            if value == bad or value.endswith("." + bad):
-                hits.append({"value": value, "type": "domain", "matched": bad,
-                             "source": entry.get("source"), "note": entry.get("note")})
+        labels = value.split(".")
+        for i in range(len(labels) - 1):
+            doc = book.get(indicator_id("domain", ".".join(labels[i:])))
+            if doc is not None and is_live(doc.body, now):
+                hits.append(_hit(value, "domain", doc.body))
                 break
     return {"hits": hits, "malicious": bool(hits), "checked": len(ip_values) + len(domain_values)}

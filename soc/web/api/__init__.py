@@ -9,6 +9,7 @@ from soc.web.api import (
            exceptions,
            health,
            incidents,
+           intel,
            jobs,
            playbooks,
            reports,
@@ -20,7 +21,7 @@ from soc.web.api import (
 )
 
 ROUTERS = [health.router, auth.router, events.router, alerts.router, jobs.router, incidents.router, tasks.router,
-           exceptions.router, playbooks.router, reports.router, rules.router,
+           exceptions.router, intel.router, playbooks.router, reports.router, rules.router,
            sources.router, agencies.router, users.router, tokens.router, audit.router]
 
 __all__ = ["ROUTERS"]
