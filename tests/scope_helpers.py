@@ -52,7 +52,7 @@ EVENTS_PER_AGENCY: dict[str | None, int] = {B: 6, A: 4, A_CHILD: 2, A_MERGED: 1,
 WINDOW = Window(DAY1.timestamp() - 1, DAY1.timestamp() + 3600, "@timestamp")
 #: a predicate selecting everything, and one selecting user.name "root", per dialect
 EVERYTHING = {"sqlite": "1 = 1", "dsl": {"match_all": {}}}
-ROOT_USER = {"sqlite": "`user.name` = 'root'", "dsl": {"term": {"user.name": "root"}}}
+ROOT_USER = {"sqlite": "`user.name` = 'root'", "dsl": {"term": {"user.name.lc": "root"}}}
 #: alerts per agency for the paging test: more than a limit of 50 for A, B's sorted first
 ALERTS_PER_AGENCY = {B: 60, A: 55, A_SIBLING: 3}
 #: collections that belong to no agency, seeded with one document each

@@ -23,7 +23,7 @@ def drop(store: SearchStore) -> None:
     with contextlib.suppress(Exception):
         store.transport.request("DELETE", f"/{store.prefix}-events-*,{store.prefix}-docs-*",
                                 params={"ignore_unavailable": True, "allow_no_indices": True})
-    for name in ("events", "docs"):
+    for name in ("events", "docs", "kibana-alerts"):
         with contextlib.suppress(Exception):
             store.transport.request("DELETE", f"/_index_template/{store.prefix}-{name}")
     store.close()

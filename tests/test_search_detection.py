@@ -492,6 +492,6 @@ def test_find_matches_many_splits_a_batch_past_the_clause_limit(search_store: Op
     events = [{"_id": f"e{i}", "@timestamp": f"2025-01-01T00:00:{i:02d}.000Z", "event.dataset": "linux.sshd",
                "user.name": f"u{i}x7"} for i in range(64)]
     write(search_store, events)
-    wheres = [{"query_string": {"query": " OR ".join(f"user.name:U{i}X{j}" for j in range(30))}} for i in range(64)]
+    wheres = [{"query_string": {"query": " OR ".join(f"user.name.lc:U{i}X{j}" for j in range(30))}} for i in range(64)]
     found = search_store.find_matches_many(wheres, ["linux.sshd"], Window(None, None, "@timestamp"), [], 10)
     assert [[m.id for m in f] for f in found] == [[f"e{i}"] for i in range(64)]

@@ -48,22 +48,25 @@ CASE_EVENTS = [
     _event("c3", **{"user.name": "nguyen van a", "message": "accepted password for alice"}),
 ]
 
-# (query DSL clause as a Sigma backend could write it, ids it must find)
+# (query DSL clause as a Sigma backend could write it, ids it must find): catalogue string fields
+# keep their case in ECS types, their ``lc`` multi-field is the case-insensitive one
 CASE_QUERIES: list[tuple[dict[str, Any], set[str]]] = [
-    ({"term": {"user.name": "administrator"}}, {"c1"}),
-    ({"terms": {"user.name": ["ADMINISTRATOR", "nobody"]}}, {"c1"}),
-    ({"match": {"user.name": "ADMINISTRATOR"}}, {"c1"}),
-    ({"wildcard": {"process.executable": {"value": "*\\\\git.exe"}}}, {"c1"}),  # endswith
-    ({"prefix": {"process.executable": "c:\\windows\\"}}, {"c1"}),  # startswith
-    ({"wildcard": {"message": {"value": "*INVALID USER admin*"}}}, {"c1"}),  # contains
-    ({"wildcard": {"message": {"value": "*PASSWORD*"}}}, {"c1", "c3"}),
-    ({"query_string": {"query": "message:*invalid\\ USER\\ admin*"}}, {"c1"}),  # Lucene contains
-    ({"query_string": {"query": "*INVALID*"}}, {"c1"}),  # Sigma keywords: the default field is message
+    ({"term": {"user.name.lc": "administrator"}}, {"c1"}),
+    ({"terms": {"user.name.lc": ["ADMINISTRATOR", "nobody"]}}, {"c1"}),
+    ({"match": {"user.name.lc": "ADMINISTRATOR"}}, {"c1"}),
+    ({"wildcard": {"process.executable.lc": {"value": "*\\\\git.exe"}}}, {"c1"}),  # endswith
+    ({"prefix": {"process.executable.lc": "c:\\windows\\"}}, {"c1"}),  # startswith
+    ({"wildcard": {"message.lc": {"value": "*INVALID USER admin*"}}}, {"c1"}),  # contains
+    ({"wildcard": {"message.lc": {"value": "*PASSWORD*"}}}, {"c1", "c3"}),
+    ({"query_string": {"query": "message.lc:*invalid\\ USER\\ admin*"}}, {"c1"}),  # Lucene contains
+    ({"query_string": {"query": "*INVALID*"}}, {"c1"}),  # Sigma keywords: the default field is message.lc
     ({"regexp": {"winlog.event_data.Image": ".*git\\.exe"}}, {"c1"}),  # a dynamic vendor field
-    ({"wildcard": {"user_agent.original": {"value": "*x11*"}}}, {"c1"}),
+    ({"wildcard": {"user_agent.original.lc": {"value": "*x11*"}}}, {"c1"}),
     ({"term": {"custom.vendor": "mixed"}}, {"c1"}),  # an unknown string field
-    ({"term": {"user.name": "NGUYỄN VĂN A"}}, {"c2"}),  # case folds, diacritics stay
-    ({"wildcard": {"message": {"value": "*THẤT BẠI*"}}}, {"c2"}),
+    ({"term": {"user.name.lc": "NGUYỄN VĂN A"}}, {"c2"}),  # case folds, diacritics stay
+    ({"wildcard": {"message.lc": {"value": "*THẤT BẠI*"}}}, {"c2"}),
+    ({"term": {"user.name": "Administrator"}}, {"c1"}),  # the ECS keyword itself keeps the case
+    ({"term": {"user.name": "administrator"}}, set()),
 ]
 
 
@@ -79,11 +82,17 @@ def test_the_template_maps_the_catalogue(case_store: OpenSearchStore) -> None:
     resp = case_store.transport.request("GET", f"/{index}")[index]
     props = resp["mappings"]["properties"]
     lowercase = {"type": "keyword", "normalizer": NORMALIZER, "ignore_above": IGNORE_ABOVE}
-    assert props["user"]["properties"]["name"] == lowercase
-    folded = {"fields": {"folded": {"type": "keyword", "normalizer": "soc_folding", "ignore_above": IGNORE_ABOVE}}}
-    assert props["message"] == {**lowercase, **folded}  # `text` in fields.yml: see search_mappings
-    assert props["event"]["properties"]["original"] == {**lowercase, **folded}  # free text ignores diacritics
-    assert props["process"]["properties"]["command_line"] == lowercase
+    folded = {"type": "keyword", "normalizer": "soc_folding", "ignore_above": IGNORE_ABOVE}
+    # ECS types (soc/store/ecs_fields.json), each string with its lowercase `lc` multi-field
+    assert props["user"]["properties"]["name"] == {
+        "type": "keyword", "ignore_above": 1024, "fields": {"lc": lowercase, "text": {"type": "match_only_text"}}}
+    assert props["message"] == {"type": "match_only_text", "fields": {"lc": lowercase, "folded": folded}}
+    assert props["event"]["properties"]["original"] == {  # free text ignores diacritics
+        "type": "keyword", "index": False, "doc_values": False, "fields": {"lc": lowercase, "folded": folded}}
+    command_line = props["process"]["properties"]["command_line"]  # OpenSearch adds doc_values: false
+    assert (command_line["type"], command_line["fields"]) == (
+        "wildcard", {"lc": lowercase, "text": {"type": "match_only_text"}})
+    assert props["ecs"]["properties"]["version"] == {"type": "keyword", "ignore_above": 1024}
     assert props["winlog"]["properties"]["event_data"]["properties"]["Image"] == lowercase
     assert props["custom"]["properties"]["vendor"] == lowercase
     assert props["source"]["properties"]["ip"] == {"type": "ip"}
@@ -94,7 +103,7 @@ def test_the_template_maps_the_catalogue(case_store: OpenSearchStore) -> None:
     settings = resp["settings"]["index"]
     assert settings["mapping"]["ignore_malformed"] == "true"
     assert settings["mapping"]["total_fields"]["limit"] == "10000"
-    assert settings["query"]["default_field"] == ["message"]
+    assert settings["query"]["default_field"] == ["message.lc"]
     assert f"{case_store.prefix}-events" in resp["aliases"]
 
 
@@ -106,10 +115,13 @@ def test_sigma_matching_is_case_insensitive(case_store: OpenSearchStore, clause:
 
 
 def test_a_rule_converted_by_pysigma_matches_case_insensitively(store: OpenSearchStore) -> None:
-    """pySigma's OpenSearch backend writes Lucene (``query_string``) with the values as the
-    rule spells them (its issues #107/#178); the normalizer makes them match anyway."""
-    from sigma.backends.opensearch import OpensearchLuceneBackend
+    """pySigma's Lucene backends write ``query_string`` with the values as the rule spells them
+    (pySigma-backend-elasticsearch #107/#178); ours moves the catalogue's fields to their
+    lowercase ``lc`` multi-fields, whose normalizer makes them match."""
     from sigma.collection import SigmaCollection
+
+    from soc.detect.pipelines import build_pipeline
+    from soc.detect.search_backend import SocSearchBackend
 
     rule = SigmaCollection.from_yaml("""
 title: case test
@@ -121,8 +133,8 @@ detection:
   keywords: ['INVALID user']
   condition: failed_root or git or accepted or keywords
 """)
-    (query,) = OpensearchLuceneBackend().convert(rule, "dsl_lucene")
-    assert "query_string" in str(query)
+    (query,) = SocSearchBackend(build_pipeline(())).convert(rule)
+    assert "query_string" in str(query) and "user.name.lc:" in str(query)
     events = [_event("root", message="Failed password for root from 1.2.3.4", **{"user.name": "root"}),
               _event("git", **{"process.executable": "C:\\Windows\\Git.exe"}),
               _event("accepted", message="Accepted publickey for bob"),
@@ -159,7 +171,7 @@ def test_values_longer_than_ignore_above_are_kept_but_not_indexed(store: OpenSea
     store.refresh()
     (got,) = store.get_events(["long"])
     assert got["message"] == long_message and len(got["custom.blob"]) == 40_000
-    contains = {"wildcard": {"message": {"value": "*failed password*"}}}
+    contains = {"wildcard": {"message.lc": {"value": "*failed password*"}}}
     assert [m.id for m in store.find_matches(contains, None, EVERYTHING, [], 10)] == ["short"]
 
 
@@ -196,7 +208,7 @@ def test_events_nested_by_another_writer_read_like_flat_ones(store: OpenSearchSt
               "user": {"name": "B"}, "source": {"ip": "10.0.0.2"}, "soc": {"id": "nested"}}
     store.transport.request("PUT", f"/{index}/_create/nested", body=nested)
     store.refresh()
-    found = store.find_matches({"term": {"user.name": "b"}}, ["windows.sysmon"], EVERYTHING,
+    found = store.find_matches({"term": {"user.name.lc": "b"}}, ["windows.sysmon"], EVERYTHING,
                                ["user.name", "source.ip", "event.ingested"], 10)
     assert [(m.id, m.fields["user.name"], m.fields["source.ip"]) for m in found] == [("nested", "B", "10.0.0.2")]
     assert found[0].fields["event.ingested"] == pytest.approx(DAY1.timestamp())
@@ -309,7 +321,8 @@ def test_the_normalizer_lowercases_regexp_patterns_too(store: OpenSearchStore) -
     store.refresh()
 
     def found(pattern: str) -> list[str]:
-        return sorted(m.id for m in store.find_matches({"regexp": {"user.name": pattern}}, None, EVERYTHING, [], 9))
+        return sorted(m.id for m in store.find_matches({"regexp": {"user.name.lc": pattern}}, None, EVERYTHING, [],
+                                                       9))
 
     assert found("[A-Z]+") == ["letters"]  # case-insensitive, as intended
     assert found(r"\D+") == ["digits"]  # NOT "letters": \D was lowercased to \d

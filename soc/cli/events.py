@@ -132,6 +132,10 @@ def events_search(
     top: Annotated[str | None, typer.Option(metavar="FIELD", help="Instead of events: the most frequent values "
                                             "of this field.")] = None,
     top_size: Annotated[int, typer.Option(min=1, max=MAX_TOP_SIZE, help="How many values --top shows.")] = 10,
+    source: Annotated[str | None, typer.Option("--source", metavar="NAME", help="Search the logs of this search "
+                                               "source in place (setting search_sources: winlogbeat-*...), with "
+                                               "the shipper's field names; values compare as stored.",
+                                               show_default=False)] = None,
 ) -> None:
     """Search stored events, newest first, with their ids; --since/--until select on the event
     time. A page ends with the cursor of the next one (`--cursor`). Examples:
@@ -144,6 +148,8 @@ def events_search(
     """
     if format_ not in ("table", "jsonl"):
         fail(f"--format {format_!r}: use table or jsonl")
+    if source is not None and (histogram or top or cursor):
+        fail("--source: only a page of events in place (no --histogram, --top or --cursor)")
     service = service_layer()
     zone = service.settings.zone
     window = time_range(since, until, zone)
@@ -157,7 +163,13 @@ def events_search(
             if top:
                 _top(service.store, query, top, top_size, format_ == "jsonl")
             return
-        page = service.store.search_events(query)
+        if source is not None:
+            try:
+                page = service.search_source(source).search_events(query)
+            except KeyError as error:
+                fail(str(error.args[0]))
+        else:
+            page = service.store.search_events(query)
     except ValueError as error:
         fail(str(error))
     except StoreError as error:

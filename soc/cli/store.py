@@ -57,3 +57,31 @@ def role(
         typer.echo(json.dumps({"role": found.name, **bodies}, indent=2))
         return
     typer.echo("\n\n".join(f"# {name}: {found.description}\n{render_role(found, name)}" for name in engines))
+
+
+@app.command("reindex")
+def reindex_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would move.")] = False,
+) -> None:
+    """Move the configured search store's existing indices to the current mappings (ECS types with
+    case-insensitive `lc` fields, `ecs.version`), each event day index copied and counted, then
+    rebuild the alerts index Kibana reads (kibana.alert.* fields, date @timestamp). Stop the
+    service first; a day whose count differs is left as it was and can be moved again.
+
+        soc store reindex --dry-run
+    """
+    from soc.cli.common import service_layer
+    from soc.store import StoreError
+    from soc.store.search_base import SearchStore
+    from soc.store.search_reindex import reindex
+
+    store = service_layer().base_store
+    if not isinstance(store, SearchStore):
+        fail("soc store reindex: the configured store is not a search store (OpenSearch, Elasticsearch)")
+    try:
+        moved = reindex(store, dry_run=dry_run)
+    except StoreError as error:
+        fail(str(error))
+    for item in moved:
+        count = "" if item.documents < 0 else f" {item.documents:,} documents"
+        typer.echo(f"{item.index}: {item.action}{count}")

@@ -10,7 +10,13 @@ The same processing pipelines as for SQLite map Sigma fields onto ECS fields; th
   expressions run against lower-cased values, and because the normalizer lower-cases the
   pattern too, the classes ``\D \S \W`` are rewritten as ``[^\d] [^\s] [^\w]`` first
   (lower-cased, they would silently become their opposites);
-- *keywords* (full-text items) search ``message`` as ``*value*``, like the SQLite backend;
+- field names of the catalogue's string fields become their ``lc`` multi-field
+  (``user.name`` -> ``user.name.lc``, :func:`soc.store.search_mappings.match_field`): the
+  fields themselves have ECS types that keep case (``keyword``, ``wildcard``,
+  ``match_only_text``), the ``lc`` keyword has the lowercase normalizer this backend relies on;
+  existence tests look at the field ECS indexes (:func:`~soc.store.search_mappings.exists_field`);
+- *keywords* (full-text items) search ``message`` (its ``lc`` field) as ``*value*``, like the
+  SQLite backend;
 - a query is one DSL clause (``query_string``) the store puts in its bool filter, next to the
   dataset and time-window filters;
 - a field name is escaped character by character wherever query_string would read syntax in it
@@ -23,11 +29,16 @@ import re
 from typing import Any
 
 from sigma.backends.elasticsearch import LuceneBackend
-from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValueExpression
+from sigma.conditions import (
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionValueExpression,
+)
 from sigma.conversion.state import ConversionState
-from sigma.types import SigmaRegularExpression, SigmaString
+from sigma.types import SigmaRegularExpression, SigmaString, SpecialChars
 
 from soc.detect.sqlite_backend import KEYWORD_FIELD, _contains
+from soc.store.search_mappings import exists_field, match_field
 
 #: query_string's reserved characters (Elasticsearch/OpenSearch docs), and whitespace
 _FIELD_SPECIAL = re.compile(r'[\s+\-=&|><!(){}\[\]^"~*?:\\/]')
@@ -49,6 +60,30 @@ class SocSearchBackend(LuceneBackend):
     name = "SOC search-engine backend"
     field_escape_pattern = _FIELD_SPECIAL  # each match gets a backslash (field_escape) before it
 
+    def escape_and_quote_field(self, field_name: str) -> str:
+        return super().escape_and_quote_field(match_field(field_name))
+
+    def _exists_field(self, cond: ConditionFieldEqualsValueExpression) -> str:
+        return super().escape_and_quote_field(exists_field(cond.field))
+
+    def convert_condition_field_eq_val_null(self, cond: ConditionFieldEqualsValueExpression,
+                                            state: ConversionState) -> Any:
+        return self.field_null_expression.format(field=self._exists_field(cond))
+
+    def convert_condition_field_exists(self, cond: ConditionFieldEqualsValueExpression,
+                                       state: ConversionState) -> Any:
+        return self.field_exists_expression.format(field=self._exists_field(cond))
+
+    def convert_condition_field_not_exists(self, cond: ConditionFieldEqualsValueExpression,
+                                           state: ConversionState) -> Any:
+        return self.field_not_exists_expression.format(field=self._exists_field(cond))
+
+    def convert_condition_not(self, cond: ConditionNOT, state: ConversionState) -> Any:
+        # pySigma writes "not null" as _exists_ with the field as it is (neither mapped nor escaped)
+        if LuceneBackend._is_field_null_condition(cond.args[0]):
+            return self.field_exists_expression.format(field=self._exists_field(cond.args[0]))
+        return super().convert_condition_not(cond, state)
+
     def convert_value_str(self, s: SigmaString, state: ConversionState) -> str:
         return super().convert_value_str(_lower(s), state)
 
@@ -65,10 +100,10 @@ class SocSearchBackend(LuceneBackend):
 
     def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
         value = _contains(_lower(cond.value))
-        return f"{KEYWORD_FIELD}:" + super(LuceneBackend, self).convert_value_str(value, state)
+        return f"{match_field(KEYWORD_FIELD)}:" + super(LuceneBackend, self).convert_value_str(value, state)
 
     def convert_condition_val_num(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
-        return f"{KEYWORD_FIELD}:*{cond.value}*"
+        return f"{match_field(KEYWORD_FIELD)}:*{cond.value}*"
 
     def finalize_query_default(self, rule: Any, query: str, index: int, state: ConversionState) -> Any:
         return {"query_string": {"query": query, "analyze_wildcard": True, "allow_leading_wildcard": True,
@@ -80,3 +115,57 @@ class SocSearchBackend(LuceneBackend):
             return queries[0]
         return {"bool": {"should": queries, "minimum_should_match": 1}}
 
+
+
+#: Lucene regular-expression syntax characters (and ``/``, which ends a regex in query_string)
+_RE_SPECIAL = set('.?+*|{}[]()"\\#@&<>~/')
+#: longest value spelled as a case-insensitive regex (``index.max_regex_length`` is 1,000)
+_MAX_CI_VALUE = 200
+
+
+def _ci_regex(value: SigmaString) -> str | None:
+    """A Lucene regex matching ``value`` (Sigma wildcards included) ignoring case: each letter
+    as the class of its case forms (``[aA]``); ``None`` when too long for the engine."""
+    out: list[str] = []
+    for part in value.s:
+        if isinstance(part, SpecialChars):
+            out.append(".*" if part == SpecialChars.WILDCARD_MULTI else ".")
+            continue
+        for ch in part:
+            forms = sorted({v for v in (ch, ch.lower(), ch.upper()) if len(v) == 1})
+            if len(forms) > 1:
+                out.append("[" + "".join(forms) + "]")
+            else:
+                out.append("\\" + ch if ch in _RE_SPECIAL else ch)
+    if len(value) > _MAX_CI_VALUE:
+        return None
+    return "".join(out)
+
+
+class InPlaceSearchBackend(SocSearchBackend):
+    """The dialect ``dsl-inplace``: rules over logs another shipper put in the cluster
+    (Winlogbeat, Elastic Agent; :mod:`soc.store.search_sources`). Those indices have the
+    shipper's mapping -- ``winlog.*`` and ``winlog.event_data.*`` as case-sensitive keywords,
+    ``winlog.event_id`` and ``event.code`` as keywords -- and no ``lc`` multi-fields and no
+    lowercase normalizer of ours. So field names stay as the pipelines map them (the
+    ``windows`` pipeline gives Winlogbeat's own layout), and Sigma's case-insensitive string
+    comparison is a regular expression that spells every letter in both cases
+    (``Image|endswith: '\\net.exe'`` -> ``/.*\\\\[nN][eE][tT]\\.[eE][xX][eE]/``): it
+    matches on any keyword mapping, at the price of a term-dictionary scan per value. A value
+    longer than 200 characters is compared as spelled. ``|re`` values run as written (case
+    sensitive). Keyword searches look at ``message`` (analysed text in these indices)."""
+
+    name = "SOC search-engine backend, in place"
+
+    def escape_and_quote_field(self, field_name: str) -> str:
+        return LuceneBackend.escape_and_quote_field(self, field_name)
+
+    def _exists_field(self, cond: ConditionFieldEqualsValueExpression) -> str:
+        return LuceneBackend.escape_and_quote_field(self, cond.field)
+
+    def convert_value_str(self, s: SigmaString, state: ConversionState) -> str:
+        regex = _ci_regex(s)
+        return LuceneBackend.convert_value_str(self, s, state) if regex is None else f"/{regex}/"
+
+    def convert_value_re(self, r: SigmaRegularExpression, state: ConversionState) -> Any:
+        return LuceneBackend.convert_value_re(self, r, state)

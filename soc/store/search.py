@@ -25,8 +25,12 @@ devstack node does not have -- then :attr:`SearchStore.retention` says so and
 event indices older than ``retention_days``. :meth:`purge_events` deletes whole day indices
 before the cut-off and the older part of the cut-off day with ``_delete_by_query``.
 
-**Case-insensitivity and mappings**: see :mod:`soc.store.search_mappings` (keyword fields with
-a lowercase normalizer; ``ignore_malformed``; why not the ``wildcard`` type).
+**Case-insensitivity and mappings**: see :mod:`soc.store.search_mappings` (ECS types from
+:mod:`soc.store.ecs_schema`, each catalogue string with an ``lc`` keyword multi-field with a
+lowercase normalizer that rules and searches compare on; ``ecs.version`` on every event;
+``ignore_malformed``). Alerts are also copied for Kibana (:mod:`soc.store.search_alerts_index`);
+``soc store reindex`` (:mod:`soc.store.search_reindex`) moves indices of an older mapping; logs
+another shipper put in the cluster are read in place (:mod:`soc.store.search_sources`).
 
 **Writes**: one ``_bulk`` request per :meth:`write_events` call, bodies pre-serialised with
 orjson, ``op_type=create``, ``refresh=false``. The store stamps ``event.ingested`` (one value

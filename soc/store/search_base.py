@@ -18,6 +18,8 @@ from soc.model import Event, iso, now_utc
 from soc.secrets import mask_url
 from soc.store import search_mappings as maps
 from soc.store.base import StoreError, WriteResult
+from soc.store.ecs_schema import ecs_schema
+from soc.store.search_alerts_index import alerts_template
 from soc.store.search_client import (
     Endpoint,
     HTTPError,
@@ -37,6 +39,7 @@ from soc.store.search_query import (
     canonical,
     flatten,
     ms,
+    strip_store_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -218,9 +221,10 @@ class SearchStore(RuleMatching, EventSearching, DocumentCollections, DocSearchin
         base_events = maps.events_template(self.prefix, catalog=self.catalog, shards=self.shards,
                                            replicas=self.replicas)
         docs = maps.docs_template(self.prefix, shards=self.shards, replicas=self.replicas)
-        digest = maps.fingerprint(self.flavour, base_events, docs, self.retention_days)
+        kibana = alerts_template(self.prefix, shards=self.shards, replicas=self.replicas)
+        digest = maps.fingerprint(self.flavour, base_events, docs, kibana, self.retention_days)
         current = self._installed_templates()
-        metas = [current.get(f"{self.prefix}-{k}") or {} for k in ("events", "docs")]
+        metas = [current.get(f"{self.prefix}-{k}") or {} for k in ("events", "docs", "kibana-alerts")]
         if all(meta.get("fingerprint") == digest for meta in metas):
             self.retention = str(metas[0].get("retention") or "installed earlier")
             return
@@ -229,7 +233,8 @@ class SearchStore(RuleMatching, EventSearching, DocumentCollections, DocSearchin
             self.retention = "none (retention_days not set): run purge_events to remove old events"
         events = maps.events_template(self.prefix, catalog=self.catalog, shards=self.shards,
                                       replicas=self.replicas, extra_settings=extra)
-        for name, body in ((f"{self.prefix}-events", events), (f"{self.prefix}-docs", docs)):
+        for name, body in ((f"{self.prefix}-events", events), (f"{self.prefix}-docs", docs),
+                           (f"{self.prefix}-kibana-alerts", kibana)):
             body["_meta"].update(fingerprint=digest, retention=self.retention)
             self._request("PUT", f"/_index_template/{name}", body=body, what=f"installing index template {name}")
         self._update_existing_mappings(events)
@@ -254,7 +259,8 @@ class SearchStore(RuleMatching, EventSearching, DocumentCollections, DocSearchin
                        body=body, what="updating event index mappings")
         except (HTTPError, StoreError) as error:
             log.warning("existing event indices keep their mapping (%s); new day indices get the new "
-                        "template", error)
+                        "template; rules compare on the lc fields of the ECS mapping: run `soc store reindex` "
+                        "to move the old indices", error)
 
     # -- events: writing -------------------------------------------------------------------------
     def _event_index(self, event: Event) -> tuple[str, str]:
@@ -275,6 +281,7 @@ class SearchStore(RuleMatching, EventSearching, DocumentCollections, DocSearchin
     def write_events(self, events: Sequence[Event]) -> WriteResult:
         result = WriteResult()
         ingested = iso(now_utc())
+        ecs_version = ecs_schema().version
         ids: list[str] = []
         lines: list[bytes] = []
         dumps = orjson.dumps
@@ -289,6 +296,7 @@ class SearchStore(RuleMatching, EventSearching, DocumentCollections, DocSearchin
                 if not doc.get("event.dataset"):
                     doc["event.dataset"] = "generic.text"
                 doc["event.ingested"] = ingested
+                doc.setdefault(maps.ECS_VERSION_FIELD, ecs_version)
                 doc[maps.ID_FIELD] = id_
                 line = b'{"create":{"_index":"%s","_id":%s}}\n%s\n' % (index.encode(), dumps(id_), dumps(doc))
             except (KeyError, TypeError, ValueError, orjson.JSONEncodeError) as error:
@@ -410,6 +418,7 @@ class SearchStore(RuleMatching, EventSearching, DocumentCollections, DocSearchin
                 src = hit.get("_source") or {}
                 event: Event = flatten(src) if any(isinstance(v, Mapping) for v in src.values()) else src
                 event.pop(maps.ID_FIELD, None)
+                strip_store_fields(event)
                 event["_id"] = hit["_id"]
                 found.setdefault(hit["_id"], event)
         return [found[i] for i in ids if i in found]

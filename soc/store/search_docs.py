@@ -20,10 +20,15 @@ scheduler's get + put-CAS leases need. ``find``/``iter_all`` are searches; they 
 collection this store instance wrote since its last refresh (read-your-writes in one process
 without a refresh per write); writes of other processes show within the index refresh
 interval (1 s by default).
+
+**Alerts for Kibana.** Every write of the ``alerts`` collection is also copied, with Elastic's
+``kibana.alert.*`` fields and a date ``@timestamp``, into its own mapped index
+(:mod:`soc.store.search_alerts_index`); the collection itself and this API are unchanged.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -34,8 +39,11 @@ import orjson
 
 from soc.store import search_mappings as maps
 from soc.store.base import Conflict, Doc, OwnedBy, StoreError
+from soc.store.search_alerts_index import ALERTS_COLLECTION, alerts_index, kibana_alert
 from soc.store.search_client import HTTPError
 from soc.store.search_query import doc_query, doc_sort, owned_by_filters
+
+log = logging.getLogger(__name__)
 
 TERM_BITS = 40
 _GET_RETRIES = 8  # about 2 s of waiting for a new index's shard to start
@@ -111,7 +119,36 @@ class DocumentCollections(SearchHost):
             self._create_index(index)
             resp = self._call(method, path, params=params, body=payload, what=f"writing {collection}/{id_}")
         self._dirty.add(index)
+        if collection == ALERTS_COLLECTION:
+            self._copy_alert(id_, body, resp)
         return resp
+
+    def _copy_alert(self, id_: str, body: dict[str, Any] | None, resp: dict[str, Any]) -> None:
+        """Keep the Kibana copy of an alert in step (see the module docstring); never fails the
+        write of the alert itself."""
+        index = alerts_index(self.prefix)
+        path = f"/{index}/_doc/{quote(id_, safe='')}"
+        try:
+            if body is None:
+                self._call("DELETE", path, what=f"deleting the Kibana copy of alert {id_}")
+                return
+            version = encode_version(resp["_seq_no"], resp["_primary_term"])
+            params = {"version": version, "version_type": "external"}
+            payload = orjson.dumps(kibana_alert(id_, body, self.prefix))
+            try:
+                self._call("PUT", path, params=params, body=payload, what=f"copying alert {id_} for Kibana")
+            except HTTPError as error:
+                if error.error_type != "index_not_found_exception":
+                    raise
+                self._create_index(index)
+                self._call("PUT", path, params=params, body=payload, what=f"copying alert {id_} for Kibana")
+            self._dirty.add(index)
+        except HTTPError as error:
+            if error.status not in (404, 409):  # 409: a newer copy is there already
+                log.warning("the Kibana copy of alert %s was not written (soc store reindex rebuilds it): %s",
+                            id_, error.reason)
+        except (StoreError, KeyError) as error:
+            log.warning("the Kibana copy of alert %s was not written (soc store reindex rebuilds it): %s", id_, error)
 
     def create(self, collection: str, id: str, body: dict[str, Any]) -> bool:
         try:

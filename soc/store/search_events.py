@@ -7,10 +7,19 @@ query text (fields the catalogue does not list: ``lenient``, so a text value on 
 matches nothing instead of failing) or a ``wildcard`` pattern with ``*``, ``?`` and ``\\``
 escaped (free text). Never ``query_string``: nothing a user types is parsed as Lucene syntax.
 
-**Case.** Text fields are keywords with the lowercase normalizer (:mod:`.search_mappings`), which
-the engine applies to ``term``, ``terms``, ``prefix``, ``match`` and ``wildcard`` values too: the
-same case-insensitive comparison as SQLite. ``event.dataset``, ``organization.id`` and the event
-id (``soc.id``) are exact keywords.
+**Case.** Catalogue string fields keep their case in ECS types and carry an ``lc`` keyword
+multi-field with the lowercase normalizer (:mod:`.search_mappings`); filters on them query
+``<field>.lc`` (:func:`~soc.store.search_mappings.match_field`), where the engine applies the
+normalizer to ``term``, ``terms``, ``prefix``, ``match`` and ``wildcard`` values too: the same
+case-insensitive comparison as SQLite. Fields outside the catalogue are lowercase keywords
+themselves. ``event.dataset``, ``organization.id`` and the event id (``soc.id``) are exact
+keywords. Top values are counted on ``<field>.lc`` too, as SQLite counts them (without case);
+Kibana, which counts on the ECS field itself, shows them with their case.
+
+**Long values.** Free text also looks at the catalogue's ECS ``wildcard`` fields
+(``process.command_line``, ``url.original``...) with a case-insensitive ``wildcard`` query on the
+wildcard field itself, which indexes values of any length: a substring of a 20,000-character
+command line is found (SQLite's free text looks at ``message`` and ``event.original`` only).
 
 **Diacritics.** Free text also ignores them (``dang nhap`` finds ``Đăng nhập``): ``message`` and
 ``event.original`` carry a ``folded`` sub-field (lowercase and ASCII folding,
@@ -23,8 +32,8 @@ bound (``EventPage.total_exact`` is ``False``). Top values are a ``terms`` aggre
 while every daily index holds fewer distinct values than its ``shard_size``, otherwise close.
 
 **Limits of the engine, not of the query.** Values longer than the keyword ``ignore_above``
-(8,191 characters) are kept in ``_source`` but not indexed: no filter, free text or top value
-sees them (SQLite does). A prefix on a field the catalogue does not list and the engine mapped
+(8,191 characters for ``lc``) are kept in ``_source`` but not indexed there: no filter or top
+value sees them (SQLite does), free text only on the wildcard fields. A prefix on a field the catalogue does not list and the engine mapped
 as a number (in some daily index) is refused with :class:`ValueError`.
 """
 
@@ -51,7 +60,14 @@ from soc.store.event_query import (
     top_field,
 )
 from soc.store.search_client import HTTPError
-from soc.store.search_mappings import FOLDED, ID_FIELD
+from soc.store.search_mappings import (
+    FOLDED,
+    ID_FIELD,
+    LOWERCASE,
+    event_fields,
+    exists_field,
+    match_field,
+)
 from soc.store.search_query import events_target, flatten, ms
 from soc.text import fold
 
@@ -63,7 +79,7 @@ _EXACT = {"_id": ID_FIELD}
 
 
 def _field(name: str) -> str:
-    return _EXACT.get(name, name)
+    return _EXACT.get(name) or match_field(name)
 
 
 def _wildcard(text: str) -> str:
@@ -95,7 +111,7 @@ def filter_clause(f: FieldFilter) -> dict[str, Any]:
     if f.op == "not_equals":
         return {"bool": {"must_not": [filter_clause(FieldFilter(f.field, "equals", f.value))]}}
     if f.op == "exists":
-        clause = {"exists": {"field": name}}
+        clause = {"exists": {"field": _EXACT.get(f.field) or exists_field(f.field)}}
         return clause if f.value else {"bool": {"must_not": [clause]}}
     if f.op == "range":
         return _range(name, f.value, f.kind in ("time", "date"))
@@ -110,9 +126,16 @@ def text_clause(text: str) -> dict[str, Any]:
     """Free text: a substring of ``message`` or ``event.original`` ignoring case and diacritics
     (see **Diacritics** above)."""
     pattern, folded = _wildcard(text), _wildcard(fold(text))
-    should = [{"wildcard": {f"{name}{suffix}": {"value": value}}} for name in TEXT_FIELDS
-              for suffix, value in (("", pattern), (f".{FOLDED}", folded))]
+    should: list[dict[str, Any]] = [
+        {"wildcard": {f"{name}.{suffix}": {"value": value}}} for name in TEXT_FIELDS
+        for suffix, value in ((LOWERCASE, pattern), (FOLDED, folded))]
+    should.extend({"wildcard": {name: {"value": pattern, "case_insensitive": True}}} for name in _wildcard_fields())
     return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
+def _wildcard_fields() -> list[str]:
+    """The catalogue's fields of the ECS ``wildcard`` type (see **Long values**)."""
+    return sorted(name for name, m in event_fields().items() if m.get("type") == "wildcard")
 
 
 def search_filters(query: EventQuery, agencies: Collection[str] | None) -> list[dict[str, Any]] | None:

@@ -1,9 +1,28 @@
 r"""Index templates and retention policies for the search store, generated from the catalogue.
 
-``ingest/fields.yml`` (through :func:`soc.catalog.default_catalog`) is the single source of
-truth: every listed field gets its type here, and everything else is mapped by dynamic
-templates. Nothing in this module talks to a server; :mod:`soc.store.search` installs what it
+``ingest/fields.yml`` (through :func:`soc.catalog.default_catalog`) lists the fields the
+service emits: each gets its mapping here (ECS's type when ECS defines the field, else the type
+fields.yml gives it), and everything else is mapped by dynamic templates. Nothing in this module talks to a server; :mod:`soc.store.search` installs what it
 builds.
+
+**ECS types** (issue #14). A field of the catalogue that the Elastic Common Schema defines is
+mapped as ECS maps it (:mod:`soc.store.ecs_schema`, generated from the schema's files): ``message``
+is ``match_only_text``, ``process.command_line`` and ``url.original`` are ``wildcard`` (with ECS's
+``text`` multi-field), names and paths are ``keyword`` with ECS's ``ignore_above``, addresses
+``ip``, and so on; the project's own fields (``winlog.*``, ``agency``...) take their type from
+fields.yml. Kibana therefore sees ECS types, top values keep their case, and a substring of a
+20,000-character command line is found with a ``wildcard`` query (``case_insensitive``) on the
+wildcard field itself. Every document carries ``ecs.version`` (:data:`ECS_VERSION_FIELD`).
+
+**The ``lc`` multi-field** (:data:`LOWERCASE`): every string field of the catalogue also has
+``<field>.lc``, a keyword with the ``soc_lowercase`` normalizer described below. Whatever must
+match case-insensitively -- compiled Sigma rules (:mod:`soc.detect.search_backend`), event-search
+filters and free text -- queries ``<field>.lc`` (:func:`match_field`), so the rules' results do
+not change with the ECS types: a leading-wildcard ``query_string`` on a ``wildcard`` field
+matches nothing on OpenSearch 2.19 (below), on the ``lc`` keyword it does. Fields outside the
+catalogue (the ``dynamic`` prefixes, unknown keys) are still lowercase keywords themselves.
+Indices created before the ECS types have no ``lc`` fields: ``soc store reindex`` moves them
+(:mod:`soc.store.search_reindex`).
 
 Case-insensitivity (Sigma matches case-insensitively; keyword fields do not, see pySigma
 Elasticsearch backend issues #107 and #178): every string field a rule can query --
@@ -21,8 +40,8 @@ existing indices are left as they are (:func:`unfolded`) and new day indices hav
 a ``regexp`` pattern is lowercased as a whole too, so ``\D``, ``\S``, ``\W`` turn into
 ``\d``, ``\s``, ``\w``; write them ``[^\d]``, ``[^\s]``, ``[^\w]``.
 
-Why not the ``wildcard`` field type for the long free-text fields (``message``,
-``event.original``, ``process.command_line``, ``url.original``...)? Measured on the
+Why do the rules compare on the ``lc`` keyword rather than on ECS's ``wildcard`` fields
+themselves (``process.command_line``, ``url.original``...)? Measured on the
 devstack's OpenSearch 2.19.6 (see ``tests/test_search_store.py``): it accepts a normalizer,
 and term/wildcard/prefix/regexp queries then match case-insensitively, but ``query_string``
 with a leading wildcard (``message:*password*``, which is how Lucene-syntax Sigma backends
@@ -33,8 +52,18 @@ wildcard scans the shard's term dictionary (about 50 ms per 200,000 distinct mes
 the devstack, against 5-250 ms for the wildcard type depending on selectivity), and values
 longer than ``ignore_above`` (8,191 characters, so that a normalized value never exceeds
 Lucene's 32,766-byte term limit) are kept in ``_source`` -- returned by every read -- but not
-indexed for that field, so no rule can match them on it. The document itself is never
+indexed for that field, so no rule can match them on it (event search still finds them on the
+``wildcard`` fields, see :mod:`soc.store.search_events`). The document itself is never
 rejected for its length.
+
+**Cost** (``benchmarks/search_ecs_mapping.py``, 20,000 real sshd/Apache events, OpenSearch 2.19.6
+on 2 shared CPUs, load average 2.4-3.0): every catalogue string is indexed twice (ECS field and
+``lc``), plus ECS's ``text`` multi-fields and the ``wildcard`` n-grams: bulk writes about half as
+fast as with the old lowercase-only keywords (4,600/s against 9,300/s without command lines;
+3,200/s against 7,500/s with a 40-400-character command line on every event) and the index
+1.75-1.9 times larger (884 against 466 bytes per event; 1,509 against 859). ECS's ``text``
+multi-fields are about a third of the write cost (6,300/s, 811 bytes without them). Rule queries
+stay within 1-2 ms of before (4-5 ms).
 
 Store-owned keys are exact keywords without the normalizer, as their SQLite columns are case
 sensitive: ``event.dataset``, ``organization.id``, ``soc.id`` (the event id, the sort
@@ -58,8 +87,13 @@ from typing import Any
 import orjson
 
 from soc.catalog import Catalog, default_catalog
+from soc.store.ecs_schema import STRING_TYPES, ecs_schema
 
 NORMALIZER = "soc_lowercase"
+#: the case-insensitive sub-field of every string field of the catalogue (see the docstring)
+LOWERCASE = "lc"
+#: the ECS version every event carries
+ECS_VERSION_FIELD = "ecs.version"
 #: the normalizer of the free-text copies: lowercase and ASCII folding (diacritics dropped)
 FOLDING_NORMALIZER = "soc_folding"
 #: the sub-field of ``message`` and ``event.original`` that free text searches
@@ -79,7 +113,7 @@ ID_FIELD = "soc.id"
 #: The document id copy in document collections (stripped from bodies on read).
 DOC_ID_FIELD = "@soc_id"
 #: Where an unqualified query_string term (Sigma ``keywords``) looks.
-DEFAULT_QUERY_FIELDS = ("message",)
+DEFAULT_QUERY_FIELDS = ("message.lc",)
 
 _LOWERCASE_KEYWORD = {"type": "keyword", "normalizer": NORMALIZER, "ignore_above": IGNORE_ABOVE}
 _EXACT_KEYWORD = {"type": "keyword", "ignore_above": IGNORE_ABOVE}
@@ -97,6 +131,72 @@ _TYPES: dict[str, dict[str, Any]] = {
 def field_mapping(kind: str) -> dict[str, Any]:
     """The mapping of one fields.yml type (unknown types map like ``keyword``)."""
     return dict(_TYPES.get(kind, _LOWERCASE_KEYWORD))
+
+
+#: the project's own string fields (not in ECS): case kept, like Winlogbeat's keywords
+_OWN_STRING = {"keyword": {"type": "keyword", "ignore_above": IGNORE_ABOVE},
+               "text": {"type": "match_only_text"}}
+
+
+def _catalog_mapping(name: str, kind: str) -> dict[str, Any]:
+    """ECS's mapping of a catalogue field, else the fields.yml type; strings get ``lc``."""
+    if name in EXACT_FIELDS:
+        return dict(_EXACT_KEYWORD)
+    mapping = ecs_schema().mapping(name)
+    if mapping is None:
+        mapping = dict(_OWN_STRING[kind]) if kind in _OWN_STRING else field_mapping(kind)
+    if mapping["type"] in STRING_TYPES:
+        mapping["fields"] = {**mapping.get("fields", {}), LOWERCASE: dict(_LOWERCASE_KEYWORD)}
+    return mapping
+
+
+def event_fields(catalog: Catalog | None = None) -> dict[str, dict[str, Any]]:
+    """Flat name -> mapping of every field the event template declares."""
+    catalog = catalog or default_catalog()
+    return _event_fields(catalog)
+
+
+_FIELDS_CACHE: dict[int, tuple[Catalog, dict[str, dict[str, Any]]]] = {}
+
+
+def _event_fields(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    cached = _FIELDS_CACHE.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    flat = {name: _catalog_mapping(name, kind) for name, kind in catalog.field_types.items()}
+    for name in EXACT_FIELDS:
+        flat[name] = dict(_EXACT_KEYWORD)
+    flat["event.ingested"] = field_mapping("date")
+    flat[ECS_VERSION_FIELD] = ecs_schema().mapping(ECS_VERSION_FIELD) or dict(_EXACT_KEYWORD)
+    for name in FOLDED_FIELDS:
+        mapping = flat.setdefault(name, {"type": "match_only_text"})
+        mapping["fields"] = {**mapping.get("fields", {}), FOLDED: {
+            "type": "keyword", "normalizer": FOLDING_NORMALIZER, "ignore_above": IGNORE_ABOVE}}
+    _FIELDS_CACHE[id(catalog)] = (catalog, flat)
+    return flat
+
+
+def match_field(name: str, catalog: Catalog | None = None) -> str:
+    """The field a case-insensitive comparison of ``name`` queries: ``<name>.lc`` for a string
+    field of the catalogue, the field itself otherwise (numbers, addresses, times, exact store
+    keys, and fields outside the catalogue, which are lowercase keywords themselves)."""
+    mapping = _event_fields(catalog or default_catalog()).get(name)
+    if mapping is not None and LOWERCASE in (mapping.get("fields") or {}):
+        return f"{name}.{LOWERCASE}"
+    return name
+
+
+def exists_field(name: str, catalog: Catalog | None = None) -> str:
+    """The field an ``exists`` test of ``name`` looks at: the field itself, or ``<name>.lc`` when
+    ECS leaves it unindexed (``event.original``: ``index: false, doc_values: false``) or it is
+    text without norms (``match_only_text``). A value longer than ``ignore_above`` is not in
+    ``lc``: there the test says absent."""
+    mapping = _event_fields(catalog or default_catalog()).get(name)
+    if mapping is None or LOWERCASE not in (mapping.get("fields") or {}):
+        return name
+    if mapping.get("index") is False or mapping["type"] in ("match_only_text", "text"):
+        return f"{name}.{LOWERCASE}"
+    return name
 
 
 def properties_tree(flat: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -145,13 +245,7 @@ def events_template(prefix: str, *, catalog: Catalog | None = None, shards: int 
                     replicas: int | None = None, extra_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """The composable index template of the daily event indices ``<prefix>-events-*``."""
     catalog = catalog or default_catalog()
-    flat = {name: field_mapping(kind) for name, kind in catalog.field_types.items()}
-    for name in EXACT_FIELDS:
-        flat[name] = dict(_EXACT_KEYWORD)
-    flat["event.ingested"] = field_mapping("date")
-    for name in FOLDED_FIELDS:
-        flat[name] = {**flat.get(name, _LOWERCASE_KEYWORD), "fields": {FOLDED: {
-            "type": "keyword", "normalizer": FOLDING_NORMALIZER, "ignore_above": IGNORE_ABOVE}}}
+    flat = {name: orjson.loads(orjson.dumps(m)) for name, m in _event_fields(catalog).items()}
     settings = _settings(shards, replicas, EVENT_FIELDS_LIMIT)
     settings["query.default_field"] = list(DEFAULT_QUERY_FIELDS)
     settings["analysis"] = {"normalizer": {
@@ -172,7 +266,8 @@ def events_template(prefix: str, *, catalog: Catalog | None = None, shards: int 
             },
             "aliases": {f"{prefix}-events": {}},
         },
-        "_meta": {"managed_by": "soc", "description": "SOC events, one index per UTC day of @timestamp"},
+        "_meta": {"managed_by": "soc", "description": "SOC events, one index per UTC day of @timestamp",
+                  "ecs_version": ecs_schema().version},
     }
 
 

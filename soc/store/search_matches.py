@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol
 
-from soc.store.base import Match, StoreError, Window
+from soc.store.base import Bucket, Match, StoreError, Window
+from soc.store.search_mappings import match_field
 from soc.store.search_query import (
     EVENT_SORT,
     PAGE,
@@ -20,10 +21,12 @@ from soc.store.search_query import (
     window_filters,
 )
 
-__all__ = ["MANY_CHUNK", "MatchHost", "RuleMatching"]
+__all__ = ["AGGREGATION_PAGE", "MANY_CHUNK", "MatchHost", "RuleMatching"]
 
 #: predicates per request in find_matches_many (named clauses of one bool should)
 MANY_CHUNK = 64
+#: groups per request of aggregate_matches (below the default search.max_buckets, 65,535)
+AGGREGATION_PAGE = 10_000
 
 
 class MatchHost(Protocol):
@@ -157,6 +160,44 @@ class RuleMatching(MatchHost):
             if pit_id:
                 self._close_pit(pit_id)
 
+    def aggregate_matches(self, where: Any, datasets: Sequence[str] | None, window: Window,
+                          group_by: Sequence[str], *, sum_field: str | None = None,
+                          bucket_seconds: int | None = None,
+                          agencies: Collection[str] | None = None) -> list[Bucket]:
+        """A composite aggregation over the matching events, paged by its ``after_key`` (see
+        :meth:`Store.aggregate_matches`)."""
+        query = match_query(where, datasets, window, agencies)
+        if query is None:
+            return []
+        sources = [{"a": {"terms": {"field": "organization.id", "missing_bucket": True}}}]
+        sources += [{f"g{i}": {"terms": {"field": match_field(name), "missing_bucket": True}}}
+                    for i, name in enumerate(group_by)]
+        if bucket_seconds:  # aligned on multiples of the interval since the epoch, as SQLite's
+            sources.append({"t": {"date_histogram": {"field": "@timestamp", "fixed_interval": f"{int(bucket_seconds)}s"}}})
+        metrics: dict[str, Any] = {"first": {"min": {"field": "@timestamp"}}, "last": {"max": {"field": "@timestamp"}}}
+        if sum_field:
+            metrics["total"] = {"sum": {"field": sum_field}}
+        out: list[Bucket] = []
+        after: dict[str, Any] | None = None
+        while True:
+            composite: dict[str, Any] = {"size": AGGREGATION_PAGE, "sources": sources}
+            if after:
+                composite["after"] = after
+            body = {"query": query, "size": 0, "track_total_hits": False,
+                    "aggs": {"g": {"composite": composite, "aggs": metrics}}}
+            resp = self._search(events_target(self.prefix, window), body, "rule aggregation")
+            agg = (resp.get("aggregations") or {}).get("g") or {}
+            for bucket in agg.get("buckets", []):
+                key = bucket["key"]
+                out.append(Bucket(key.get("a"), tuple(key.get(f"g{i}") for i in range(len(group_by))),
+                                  int(bucket["doc_count"]), bucket["first"]["value"] / 1000.0,
+                                  bucket["last"]["value"] / 1000.0,
+                                  float((bucket.get("total") or {}).get("value") or 0.0),
+                                  key["t"] / 1000.0 if bucket_seconds else None))
+            after = agg.get("after_key")
+            if not after or not agg.get("buckets"):
+                return out
+
     def _count(self, target: str, query: dict[str, Any], what: str) -> int:
         # _search with size 0 rather than _count: only _search honours the query timeout
         resp = self._search(target, {"query": query, "size": 0, "track_total_hits": True}, what)
@@ -181,7 +222,7 @@ class RuleMatching(MatchHost):
         after: dict[str, Any] | None = None
         while True:
             composite: dict[str, Any] = {
-                "size": 1000, "sources": [{"k": {"terms": {"field": group_by, "missing_bucket": True}}}]}
+                "size": 1000, "sources": [{"k": {"terms": {"field": match_field(group_by), "missing_bucket": True}}}]}
             if after:
                 composite["after"] = after
             resp = self._search(target, {"query": query, "size": 0, "aggs": {"g": {"composite": composite}}},

@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from soc.store.base import OwnedBy, StoreError, Window
-from soc.store.search_mappings import DOC_ID_FIELD, ID_FIELD
+from soc.store.ecs_schema import ecs_schema
+from soc.store.search_mappings import DOC_ID_FIELD, ECS_VERSION_FIELD, ID_FIELD
 
 TIME_FIELDS = ("@timestamp", "event.ingested")
 #: hits per request (the default index.max_result_window)
@@ -62,6 +63,13 @@ def lookup(source: Mapping[str, Any], name: str) -> Any:
         if isinstance(child, Mapping):
             return lookup(child, name[len(head) + 1:])
     return None
+
+
+def strip_store_fields(event: dict[str, Any]) -> None:
+    """Drop what the store itself added to an event's document (``ecs.version`` when it is the
+    store's own), so events read back as they were written, as from SQLite."""
+    if event.get(ECS_VERSION_FIELD) == ecs_schema().version:
+        del event[ECS_VERSION_FIELD]
 
 
 def flatten(source: Mapping[str, Any], parent: str = "") -> dict[str, Any]:

@@ -17,7 +17,9 @@ text       free text: the line becomes ``message``, dataset ``generic.text``
 :func:`parse` adds the ``auto`` format, which picks a parser per line from its first
 characters (:func:`sniff`; a handful of string tests, no regex in the common cases), and
 wraps every parser so an unexpected exception becomes a ``failed`` result instead of
-stopping the pipeline. :func:`detect_format` decides the format of a whole file from its
+stopping the pipeline. A line the parser leaves unclaimed (no source, destination or action)
+then meets the YAML device decoders and the generic extraction (:func:`_fallbacks`).
+:func:`detect_format` decides the format of a whole file from its
 first lines, so a source can pin it once.
 """
 
@@ -27,6 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+from soc.ingest import decoders, generic
 from soc.ingest.values import looks_like_kv as _looks_like_kv
 from soc.model import FAILED, Parsed
 
@@ -122,7 +125,7 @@ def parse(line: str, fmt: str = "auto") -> Parsed:
                 status=FAILED,
                 error=f"unknown format {name!r}: use one of auto, {', '.join(PARSERS)}",
             )
-        return parser(line)
+        return _fallbacks(parser(line), line)
     except Exception as exc:  # noqa: BLE001  (a parser bug must not stop ingest; it is reported)
         detail = str(exc)[:300]
         return Parsed(
@@ -130,6 +133,25 @@ def parse(line: str, fmt: str = "auto") -> Parsed:
             status=FAILED,
             error=f"{name} parser error: {type(exc).__name__}: {detail}",
         )
+
+
+def _fallbacks(parsed: Parsed, line: str) -> Parsed:
+    """A line the parser (and its program's extractor) left unclaimed -- no source, destination
+    or action -- goes to the YAML device decoders (:mod:`soc.ingest.decoders`), and when none
+    applies to the generic extraction (:mod:`soc.ingest.generic`)."""
+    fields = parsed.fields
+    if parsed.status != FAILED and not generic.claimed(fields):
+        if str(fields.get("soc.parse.parser", "")).split("+", 1)[-1] in _DOCUMENTS:
+            # a document's named fields, not its rendered message; of a known product's record
+            # (Windows, Sysmon, Zeek...) only address values and command lines
+            generic.enrich(fields, None, texts_too=str(fields.get("event.dataset", "")).startswith("generic."))
+        elif decoders.apply(fields, line) is None:
+            generic.enrich(fields, fields.get("message") if isinstance(fields.get("message"), str) else line)
+    return parsed
+
+
+_DOCUMENTS = frozenset({"json", "xml", "windows", "azure", "suricata", "zeek", "auditd"})
+"""Parsers of structured records: device decoders read text lines, not these."""
 
 
 def detect_format(lines: list[str]) -> str:

@@ -36,7 +36,7 @@ from soc.model import FAILED, Parsed
 from ._time import from_epoch, parse_any, parse_iso, tz_from_text
 
 _ECS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("source", ("srcip", "src", "src_ip", "source_ip", "sourceip", "src_addr", "srcaddr", "SRC")),
+    ("source", ("srcip", "src", "src_ip", "source_ip", "sourceip", "src_addr", "srcaddr", "SRC", "client_ip")),
     ("destination", ("dstip", "dst", "dst_ip", "destination_ip", "dest_ip", "dstaddr", "dst_addr", "DST")),
     ("source.port", ("srcport", "src_port", "spt", "sport", "source_port", "SPT")),
     ("destination.port", ("dstport", "dst_port", "dpt", "dport", "destination_port", "dest_port", "DPT")),
@@ -71,8 +71,8 @@ def _is_fortigate(pairs: dict[str, str]) -> bool:
 
 
 def _split_endpoint(value: str) -> tuple[str, str | None, str | None]:
-    """``1.2.3.4``, ``1.2.3.4:80`` or SonicWall ``1.2.3.4:80:X1`` -> (address, port, interface)."""
-    if as_ip(value) is not None or value.count(":") > 2:
+    """``1.2.3.4``, ``1.2.3.4:80`` or SonicWall ``1.2.3.4:80:X1`` (``:X1:host``) -> (address, port, interface)."""
+    if as_ip(value) is not None or (value.count(":") > 2 and as_ip(value.split(":", 1)[0]) is None):
         return value, None, None
     parts = value.split(":")
     if len(parts) >= 2 and as_ip(parts[0]) is not None:
