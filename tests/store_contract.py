@@ -273,6 +273,38 @@ class StoreContract:
         by_status = store.count_events(group_by="http.response.status_code")
         assert (by_status["500"], by_status["503"]) == (2, 1)
 
+    def test_aggregate_matches(self, store: Store) -> None:
+        """One row per agency and group-by values (first_seen baselines, issue #15)."""
+        window, _, _ = ingest_window(store, sample_events())
+        store.prepare_fields(self.RULE_FIELDS)
+        t1 = DAY1.timestamp()
+        got = {(b.agency, b.values): (b.count, b.first, b.last)
+               for b in store.aggregate_matches(None, ["linux.sshd"], window, ["source.ip"])}
+        assert got == {("agency-a", ("10.1.2.3",)): (2, pytest.approx(t1, abs=1e-3), pytest.approx(t1 + 5, abs=1e-3)),
+                       ("agency-a", ("10.1.2.4",)): (1, pytest.approx(t1 + 5, abs=1e-3), pytest.approx(t1 + 5, abs=1e-3)),
+                       ("agency-a", ("10.9.9.9",)): (1, pytest.approx(t1 + 9, abs=1e-3), pytest.approx(t1 + 9, abs=1e-3)),
+                       ("agency-a", (None,)): (2, pytest.approx(DAY2.timestamp(), abs=1e-3),
+                                               pytest.approx(DAY2.timestamp() + 1, abs=1e-3))}
+        # the predicate, the agency filter and several fields; text may come back lowercased, so
+        # values differing only in case may be one group or two: compare case-insensitively
+        pairs: dict[tuple[Any, ...], int] = {}
+        for b in store.aggregate_matches(self.PREDICATES["user_equals_ROOT"], None, window,
+                                         ["user.name", "source.ip"]):
+            key = (b.agency, str(b.values[0]).lower(), b.values[1])
+            pairs[key] = pairs.get(key, 0) + b.count
+        assert pairs == {("agency-a", "root", "10.1.2.3"): 1, ("agency-a", "root", "10.1.2.4"): 1,
+                         ("agency-b", "root", "10.1.2.3"): 1}
+        assert [(b.agency, b.count) for b in store.aggregate_matches(None, None, window, ["source.ip"],
+                                                                     agencies=["agency-b"])] == [("agency-b", 1)]
+        assert store.aggregate_matches(None, [], window, ["source.ip"]) == []
+        # sums of a numeric field per event-time bucket (value_sum and beaconing pre-checks)
+        day = 86400
+        got = {(b.values, b.bucket): (b.count, b.total)
+               for b in store.aggregate_matches(None, ["linux.sshd"], window, ["host.name"],
+                                                sum_field="http.response.status_code", bucket_seconds=day)}
+        assert got == {(("srv1",), DAY1.timestamp() // day * day): (4, 0.0),
+                       (("srv1",), DAY2.timestamp() // day * day): (2, 1003.0)}
+
     def test_get_events_round_trip(self, store: Store) -> None:
         events = sample_events()
         ingest_window(store, events)

@@ -49,8 +49,9 @@ class TestOpenSearchStore(StoreContract):
     # query DSL clauses as a Sigma DSL backend writes them; case-insensitivity comes from the
     # index mapping (keyword + lowercase normalizer), not from the query
     PREDICATES: ClassVar[dict[str, Any]] = {
-        "user_equals_ROOT": {"term": {"user.name": "ROOT"}},
-        "message_contains_Failed_PASSWORD": {"wildcard": {"message": {"value": "*Failed PASSWORD*"}}},
+        # catalogue strings compare without case on their `lc` multi-field (soc.store.search_mappings)
+        "user_equals_ROOT": {"term": {"user.name.lc": "ROOT"}},
+        "message_contains_Failed_PASSWORD": {"wildcard": {"message.lc": {"value": "*Failed PASSWORD*"}}},
         "source_ip_equals": {"term": {"source.ip": "10.1.2.3"}},
         "status_at_least_500": {"range": {"http.response.status_code": {"gte": 500}}},
     }

@@ -45,7 +45,7 @@ from soc.audit.record import AUDIT
 from soc.audit.trail import AuditTrail
 from soc.model import Event, iso
 from soc.secrets import is_secret_name
-from soc.store.base import Doc, DocPage, Match, Store, WriteResult
+from soc.store.base import Bucket, Doc, DocPage, Match, Store, WriteResult
 
 __all__ = ["NOT_AUDITED", "SMALL_TEXT", "AuditedStore", "changes"]
 
@@ -170,6 +170,9 @@ class AuditedStore:
 
     def count_matches(self, *args: Any, **kwargs: Any) -> int:
         return self._store.count_matches(*args, **kwargs)
+
+    def aggregate_matches(self, *args: Any, **kwargs: Any) -> list[Bucket]:
+        return self._store.aggregate_matches(*args, **kwargs)
 
     def get_events(self, *args: Any, **kwargs: Any) -> list[Event]:
         return self._store.get_events(*args, **kwargs)

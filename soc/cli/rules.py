@@ -1,5 +1,5 @@
-"""``soc rules ...``: the conversion report of a rule pack, per-rule run health, and the
-regression samples of the project's rules."""
+"""``soc rules ...``: the conversion report of a rule pack, per-rule run health, the
+regression samples of the project's rules, and the ATT&CK coverage map (per agency)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from soc.cli.common import RulesOption, fail, rule_dirs, service_layer
+from soc.cli.timeargs import SinceOption
 from soc.config import content_dir
 from soc.regression import RegressionResult, run_regression
 from soc.ui import CountProgress, cell, console, json_text, literal, show_time, zone_note
@@ -151,3 +152,69 @@ def rules_test(
         out.print(_table(results, failed_only))
     out.print(f"{len(results) - failed} passed, {failed} failed")
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command("coverage")
+def rules_coverage(
+    rules: RulesOption = None,
+    since: SinceOption = None,
+    agency: Annotated[list[str] | None, typer.Option(
+        "--agency", "-a", help="Show these agencies only (repeat); default all.")] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Do not open the store: techniques, rules and log sources only.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole map as JSON.")] = False,
+) -> None:
+    """ATT&CK techniques the loaded rules detect, the log sources each needs, and per agency
+    whether those sources are connected (sent events, by ingest time, since --since; default 7d).
+
+    Rules: the project's detections/ plus the configured packs (rule_dirs), or --rules. Only alerting
+    rules that can run count. Techniques are shown as ids (no ATT&CK name table ships with the
+    project). A technique is blind at an agency when none of its rules' log sources sent events there.
+    """
+    from soc.cli.timeargs import cli_now, parse_time_arg, time_range
+    from soc.config import load_settings
+    from soc.detect.coverage import build_coverage, connected_datasets
+    from soc.detect.rulecache import load_compiled, rule_cache_dir
+    from soc.store.base import Window
+
+    settings = load_settings()
+    try:
+        ruleset = load_compiled(rule_dirs(rules), cache_dir=rule_cache_dir(settings))
+    except FileNotFoundError as error:
+        fail(str(error))
+        return
+    connected = None
+    period: dict[str, object] = {}
+    if not offline:
+        service = service_layer()
+        now = cli_now()
+        start = time_range(since or parse_time_arg("7d"), None, settings.zone).start or now
+        window = Window(start.timestamp(), now.timestamp(), "event.ingested")
+        wanted = list(agency or [a.id for a in service.agencies if not a.merged_into])
+        connected = connected_datasets(service.store, window, wanted)
+        if agency:
+            connected = {a: found for a, found in connected.items() if a in agency}
+        period = {"since": start.isoformat(), "until": now.isoformat(), "field": "event.ingested"}
+    cov = build_coverage(ruleset, connected, project_dir=content_dir("detections"), period=period)
+    if as_json:
+        print(json_text(cov.as_dict(), indent=1))
+        return
+    title = (f"{len(cov.techniques)} ATT&CK techniques and sub-techniques ({len(cov.parent_techniques)} distinct "
+             f"techniques) covered by {cov.rules_tagged} of {cov.rules_total} alerting rules")
+    table = Table(title=title, caption="" if connected is None else
+                  f"connected: the agency sent events of a needed log source since {period['since']}")
+    for column in ("technique", "tactics", "rules", "log sources needed"):
+        table.add_column(column, overflow="fold")
+    if connected is not None:
+        table.add_column("agencies with data", justify="right")
+        table.add_column("blind in", overflow="fold")
+    for entry in cov.techniques:
+        rules_text = Text("\n").join(cell(f"{r.title} ({r.level}{', pack' if r.origin == 'pack' else ''})")
+                                      for r in entry.rules)
+        row = [cell(entry.id), cell(", ".join(entry.tactics)), rules_text, cell(", ".join(entry.datasets))]
+        if connected is not None:
+            blind = entry.blind_in()
+            row += [f"{len(entry.seen_in())}/{len(cov.agencies)}",
+                    cell(", ".join(blind[:6]) + (f" (+{len(blind) - 6})" if len(blind) > 6 else ""))]
+        table.add_row(*row)
+    console().print(table)

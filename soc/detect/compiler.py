@@ -28,10 +28,12 @@ from sigma.rule import SigmaRule
 from sigma.types import SigmaFieldReference
 
 from soc.catalog import Catalog, default_catalog
+from soc.detect.extensions import ATTRIBUTE, EXTENSION_TYPES, ExtensionError, options
 from soc.detect.pipelines import PipelineNotFound, build_pipeline
 from soc.detect.rules import AnyRule, LoadedRules, LoadProblem, RuleInfo, rule_info
 
-SUPPORTED_CORRELATIONS = {"event_count", "value_count", "temporal", "temporal_ordered"}
+SUPPORTED_CORRELATIONS = {"event_count", "value_count", "temporal", "temporal_ordered", "value_sum",
+                          *EXTENSION_TYPES}  # beaconing, first_seen: soc.detect.extensions
 
 
 @dataclass
@@ -77,8 +79,9 @@ class CorrelationSpec:
     timespan: float  # seconds
     op: str  # gte, gt, lte, lt, eq, neq
     count: float
-    value_field: str | None = None  # value_count: the field whose distinct values are counted
+    value_field: str | None = None  # value_count: counted distinct; value_sum: summed; first_seen: new
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)  # alias -> {rule id: field}
+    options: dict[str, Any] = field(default_factory=dict)  # a project type's own keys (extensions.options)
 
     def field_for(self, rule_id: str, name: str) -> str:
         """The field of referenced rule ``rule_id`` behind ``name`` (an alias or a field)."""
@@ -142,6 +145,10 @@ def _backend_class(dialect: str) -> BackendFactory:
         from soc.detect.search_backend import SocSearchBackend
 
         return SocSearchBackend
+    if dialect == "dsl-inplace":  # logs another shipper put in the cluster (soc.store.search_sources)
+        from soc.detect.search_backend import InPlaceSearchBackend
+
+        return InPlaceSearchBackend
     raise ValueError(f"unknown query dialect {dialect!r}")
 
 
@@ -214,6 +221,14 @@ def _compile_correlation(rule: SigmaCorrelationRule, info: RuleInfo, compiled: d
     report = RuleReport(info.id, info.title, info.path, kind="correlation")
     detection = Detection(info=info, kind="correlation", output=True, report=report)
     kind = rule.type.name.lower()
+    extra: dict[str, Any] = {}
+    extension = (rule.custom_attributes or {}).get(ATTRIBUTE)
+    if isinstance(extension, dict):
+        try:
+            kind, extra = options(extension)
+        except ExtensionError as error:
+            report.errors.append(str(error))
+            return detection
     if kind not in SUPPORTED_CORRELATIONS:
         report.errors.append(f"correlation type {kind} is not supported (supported: "
                              f"{', '.join(sorted(SUPPORTED_CORRELATIONS))})")
@@ -223,14 +238,19 @@ def _compile_correlation(rule: SigmaCorrelationRule, info: RuleInfo, compiled: d
     if missing:
         report.errors.append(f"referenced rules not compiled: {', '.join(missing)}")
         return detection
+    if kind == "first_seen" and any(compiled[r].kind != "event" for r in refs):
+        report.errors.append("first_seen refers to event rules only (its baseline is their past matches)")
+        return detection
     broken = [r for r in refs if not compiled[r].runnable]
     if broken:
         report.errors.append("referenced rules cannot run: " + ", ".join(
             f"{r} ({compiled[r].report.status})" for r in broken))
         return detection
     aliases: dict[str, dict[str, str]] = {}
+    # pySigma resolves the rule list but not the aliases' keys: map them through the rule list
+    resolved = {ref.reference: str(ref.rule.id or ref.rule.name) for ref in rule.rules}
     for alias in rule.aliases or []:
-        aliases[alias.alias] = {str(ref.rule.id or ref.rule.name): fld for ref, fld in alias.mapping.items()}
+        aliases[alias.alias] = {resolved.get(ref.reference, ref.reference): fld for ref, fld in alias.mapping.items()}
     condition = rule.condition
     timespan = float(rule.timespan.seconds)
     if timespan <= 0:
@@ -239,9 +259,10 @@ def _compile_correlation(rule: SigmaCorrelationRule, info: RuleInfo, compiled: d
     spec = CorrelationSpec(
         type=kind, rules=tuple(refs), group_by=tuple(rule.group_by or ()), timespan=timespan,
         op=_op(condition), count=float(condition.count),
-        value_field=getattr(condition, "fieldref", None), aliases=aliases)
-    if kind == "value_count" and not spec.value_field:
-        report.errors.append("value_count needs condition.field")
+        value_field=extra.pop("field", None) or getattr(condition, "fieldref", None), aliases=aliases,
+        options=extra)
+    if kind in ("value_count", "value_sum") and not spec.value_field:
+        report.errors.append(f"{kind} needs condition.field")
         return detection
     datasets = sorted({d for r in refs for d in compiled[r].datasets})
     report.datasets = datasets

@@ -26,8 +26,17 @@ from typing import Any
 
 import orjson
 
+from soc.detect.aggregate import may_qualify
 from soc.detect.compiler import Detection, RuleSet
-from soc.detect.correlate import CorrelationResult, Episode, Point, correlate, points_from_episodes
+from soc.detect.correlate import (
+    CorrelationResult,
+    Episode,
+    Point,
+    correlate,
+    first_seen,
+    points_from_episodes,
+)
+from soc.detect.firstseen import baseline
 from soc.model import alert_id_for_events, alert_id_for_group, iso
 from soc.store.base import Conflict, Doc, Match, Store, StoreError, Window
 
@@ -137,10 +146,17 @@ class DetectionEngine:
     def _correlate(self, detection: Detection, window: Window, cache: dict[str, list[Point]]) -> CorrelationResult:
         spec = detection.correlation
         assert spec is not None
+        if not any(r in cache or r in self._prefetched for r in spec.rules) \
+                and not may_qualify(self.store, self.ruleset.detections, spec, window):
+            return CorrelationResult([])  # the store's sums and counts rule out every window
         points: list[Point] = []
         for child_id in spec.rules:
             child = self.ruleset.detections[child_id]
             points.extend(self._points(child, window, self._fields_for(detection, child_id), cache))
+        if spec.type == "first_seen":  # judged against the store's history before the window
+            start = window.start if window.field == "@timestamp" else None
+            return first_seen(spec, points, None if start is None else
+                              baseline(self.store, self.ruleset.detections, spec, start))
         return correlate(spec, points)
 
     def span(self, detection: Detection) -> float:
@@ -148,6 +164,8 @@ class DetectionEngine:
         if detection.correlation is None:
             return 0.0
         inner = max((self.span(self.ruleset.detections[r]) for r in detection.correlation.rules), default=0.0)
+        if detection.correlation.type == "first_seen":
+            return inner  # its timespan is a baseline the store aggregates (soc.detect.firstseen)
         return detection.correlation.timespan + inner
 
     # -- runs --------------------------------------------------------------------------------
@@ -366,7 +384,7 @@ class DetectionEngine:
             "entities": {k: v for k, v in entities.items() if v},
             "correlation": {"type": spec.type, "timespan_seconds": spec.timespan,
                             "condition": {spec.op: spec.count}, "max_in_window": episode.metric,
-                            "windows": len(episode.windows)},
+                            "windows": len(episode.windows), **episode.details},
         })
         return alert
 

@@ -66,7 +66,8 @@ _MAGIC = "soc-rule-cache"
 _PACKAGES = ("pySigma", "pySigma-backend-sqlite", "pySigma-backend-elasticsearch", "pySigma-backend-opensearch",
              "pysigma-pipeline-windows", "pysigma-pipeline-sysmon", "PyYAML")
 _SOURCES = ("detect/compiler.py", "detect/rules.py", "detect/pipelines.py", "detect/sqlite_backend.py",
-            "detect/search_backend.py", "detect/rulecache.py", "catalog.py")
+            "detect/search_backend.py", "detect/rulecache.py", "detect/extensions.py", "catalog.py",
+            "store/search_mappings.py", "store/ecs_fields.json")
 #: the only classes an entry may hold
 _ALLOWED = {("soc.detect.compiler", "Detection"), ("soc.detect.compiler", "RuleReport"),
             ("soc.detect.compiler", "CorrelationSpec"), ("soc.detect.rules", "RuleInfo"),

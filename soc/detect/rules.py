@@ -17,6 +17,8 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
+from soc.detect.extensions import rewrite
+
 AnyRule = SigmaRule | SigmaCorrelationRule
 #: the C YAML loader where PyYAML was built with libyaml, else the pure-Python one (same documents)
 _YAML_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -107,6 +109,7 @@ def parse_rule_file(path: Path, data: bytes) -> list[AnyRule | LoadProblem]:
     try:
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads it
         docs = list(yaml.load_all(text, Loader=_YAML_LOADER))  # noqa: S506 (a safe loader)
+        docs = [rewrite(doc) for doc in docs]  # the project's correlation types (soc.detect.extensions)
         collection = SigmaCollection.from_dicts(docs, collect_errors=True, source=SigmaRuleLocation(path),
                                                 resolve_references=False)
     except (SigmaError, ValueError, UnicodeDecodeError, yaml.YAMLError) as error:

@@ -93,6 +93,21 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class Bucket:
+    """One group of :meth:`Store.aggregate_matches`: the agency and the group-by values (None
+    where an event lacks the field), how many events, the first and last event time, the sum of
+    ``sum_field`` (values that are no numbers add nothing) and the start of the time bucket."""
+
+    agency: str | None
+    values: tuple[Any, ...]
+    count: int
+    first: float
+    last: float
+    total: float = 0.0
+    bucket: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OwnedBy:
     """A document filter: documents where any of ``fields`` (dotted body fields) holds one of
     ``agencies`` -- the field a string equal to one, or a list with one among its elements.
@@ -145,6 +160,18 @@ class Store(Protocol):
     def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window, *,
                       agencies: Collection[str] | None = None) -> int:
         """How many events :meth:`find_matches` would return without a limit."""
+        ...
+
+    def aggregate_matches(self, where: Any, datasets: Sequence[str] | None, window: Window,
+                          group_by: Sequence[str], *, sum_field: str | None = None,
+                          bucket_seconds: int | None = None,
+                          agencies: Collection[str] | None = None) -> list[Bucket]:
+        """The events :meth:`find_matches` would return (all of them), grouped by agency and the
+        values of ``group_by`` -- and with ``bucket_seconds`` by event-time bucket, aligned on
+        multiples of it since the epoch -- aggregated in the store (one row per group, not per
+        event), with the sum of the numeric ``sum_field``: in no particular order. Text values
+        may come back as stored or lowercased (the search engine's keywords are lowercased):
+        callers compare them case-insensitively."""
         ...
 
     def get_events(self, ids: Sequence[str], *, agencies: Collection[str] | None = None) -> list[Event]:

@@ -52,6 +52,7 @@ from soc.access import Forbidden, Principal, Scope
 from soc.agencies import AgencyTree
 from soc.model import Event
 from soc.store.base import (
+    Bucket,
     Conflict,
     Doc,
     DocPage,
@@ -210,6 +211,13 @@ class ScopedStore:
     def count_matches(self, where: Any, datasets: Sequence[str] | None, window: Window, *,
                       agencies: Collection[str] | None = None) -> int:
         return self._store.count_matches(where, datasets, window, **self._narrow(agencies))
+
+    def aggregate_matches(self, where: Any, datasets: Sequence[str] | None, window: Window,
+                          group_by: Sequence[str], *, sum_field: str | None = None,
+                          bucket_seconds: int | None = None,
+                          agencies: Collection[str] | None = None) -> list[Bucket]:
+        return self._store.aggregate_matches(where, datasets, window, group_by, sum_field=sum_field,
+                                             bucket_seconds=bucket_seconds, **self._narrow(agencies))
 
     def get_events(self, ids: Sequence[str], *, agencies: Collection[str] | None = None) -> list[Event]:
         return self._store.get_events(ids, **self._narrow(agencies))

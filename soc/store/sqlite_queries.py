@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from soc.model import Event, iso
-from soc.store.base import Match, StoreError, Window
+from soc.store.base import Bucket, Match, StoreError, Window
 from soc.store.sqlite_keywords import fold_ascii, keyword_requirement, literal_finder
 from soc.store.sqlite_schema import _FIELD_COLUMN, SQLiteHost
 from soc.store.sqlite_sql import quote_ident
@@ -104,6 +104,31 @@ class EventQueries(SQLiteHost):
         except sqlite3.Error as error:
             raise StoreError(f"query failed: {error}") from error
         return [Match(row[0], row[1], row[2], dict(zip(fields, row[3:], strict=True))) for row in rows]
+
+    def aggregate_matches(self, where: Any, datasets: Sequence[str] | None, window: Window,
+                          group_by: Sequence[str], *, sum_field: str | None = None,
+                          bucket_seconds: int | None = None,
+                          agencies: Collection[str] | None = None) -> list[Bucket]:
+        """One ``GROUP BY`` over the matching events (see :meth:`Store.aggregate_matches`)."""
+        self.prepare_fields([*group_by, *([sum_field] if sum_field else [])])
+        built = self._match_clauses(where, datasets, window, agencies)
+        if built is None:
+            return []
+        clauses, params = built
+        columns = ["agency", *(quote_ident(_FIELD_COLUMN.get(f, f)) for f in group_by)]
+        bucket = f"CAST(ts / {int(bucket_seconds)} AS INTEGER)" if bucket_seconds else "0"
+        # TOTAL: a float, 0.0 for no rows; CAST of text that is no number gives 0.0 (adds nothing)
+        total = f"TOTAL(CAST({quote_ident(_FIELD_COLUMN.get(sum_field, sum_field))} AS REAL))" if sum_field else "0"
+        sql = (f"SELECT {', '.join(columns)}, {bucket} AS soc_bucket, COUNT(*), MIN(ts), MAX(ts), {total}"
+               f" FROM events WHERE {' AND '.join(clauses) or '1'} GROUP BY {', '.join(columns)}, soc_bucket")
+        try:
+            rows = self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(f"aggregation failed: {error}") from error
+        width = len(group_by)
+        return [Bucket(row[0], tuple(row[1:1 + width]), int(row[2 + width]), float(row[3 + width]),
+                       float(row[4 + width]), float(row[5 + width]),
+                       float(row[1 + width] * bucket_seconds) if bucket_seconds else None) for row in rows]
 
     #: predicates evaluated per pass (one SQLite result column each)
     MANY_CHUNK = 64

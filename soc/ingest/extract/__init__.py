@@ -59,6 +59,9 @@ group_modified                      success      groupmod / gpasswd ``members of
 user_added_to_group                 success      ``add 'T' to group 'G'``, gpasswd ``user T added``
 user_removed_from_group             success      ``delete 'T' from group 'G'``, gpasswd ``removed``
 password_changed                    success      PAM ``password changed for T``, passwd, usermod
+mail_login                          success      Dovecot ``imap-login: Login: user=<U>, ... rip=IP``
+mail_login                          failure      Dovecot ``(auth failed, N attempts ...)``, ``Password
+                                                 mismatch``; Postfix ``SASL ... authentication failed``
 firewall_packet                     --           netfilter/iptables log line (``event.type``
                                                  ``denied``/``allowed`` when the prefix says so)
 ==================================  ===========  ====================================================
@@ -74,7 +77,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import accounts, netfilter, pam, sshd, su, sudo
+from . import accounts, mail, netfilter, pam, sshd, su, sudo
 from .base import Extractor, mark
 
 __all__ = ["EXTRACTORS", "Extractor", "extract", "mark"]
@@ -100,6 +103,10 @@ EXTRACTORS: dict[str, Extractor] = {
     "gpasswd": accounts.extract,
     "chage": accounts.extract,
     "kernel": netfilter.extract,
+    "dovecot": mail.extract_dovecot,
+    "postfix/smtpd": mail.extract_postfix,
+    "postfix/submission/smtpd": mail.extract_postfix,
+    "postfix/smtps/smtpd": mail.extract_postfix,
 }
 """program (lower case, no ``[pid]``, no ``(pam_unix)``) -> extractor."""
 

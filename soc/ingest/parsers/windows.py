@@ -3,6 +3,8 @@
 Shapes (each turned into the same :class:`_System` + EventData dict, then :func:`build`):
 
 - Winlogbeat / Elastic Agent ECS JSON: ``{"winlog": {"channel", "event_id", "event_data"...}}``;
+  what Elastic Agent's pipelines renamed into ECS (``process.*``, ``file.path``...) is put back
+  under the EventData names (:mod:`soc.ingest.windows_shapes`);
 - evtx_dump / the ``evtx`` PyPI library: ``{"Event": {"System": {...}, "EventData": {...}}}``
   (attributes under ``#attributes``; xmltodict-style ``@Name`` is read too);
 - NXLog ``im_msvistalog`` flat JSON: ``EventID``, ``Channel``, ``Hostname``, ``SourceName`` and
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from soc.ingest.values import EMPTY_VALUES, as_ip, set_address, to_int, to_port, transport
+from soc.ingest.windows_shapes import event_data_from_ecs
 from soc.model import PARTIAL, Parsed
 
 from ._programs import numeric_event_data
@@ -303,7 +306,12 @@ def from_winlogbeat(obj: dict[str, Any]) -> Parsed:
         message=_text(obj.get("message")),
         outcome_hint=_text((obj.get("event") or {}).get("outcome")) if isinstance(obj.get("event"), dict) else None,
     )
-    parsed = build(system, _event_data_items(wl.get("event_data") or {}), _event_data_items(wl.get("user_data") or {}) or None)
+    if system.event_id is None and isinstance(obj.get("event"), dict):  # Elastic Agent: event.code only
+        system.event_id = to_int(_text(obj["event"].get("code")))
+    event_data = _event_data_items(wl.get("event_data") or {})
+    # Elastic Agent renames part of EventData into ECS (process.*, file.path...): put the names back
+    event_data.update(event_data_from_ecs(obj, system.channel, system.event_id, event_data))
+    parsed = build(system, event_data, _event_data_items(wl.get("user_data") or {}) or None)
     for key in ("name", "domain", "type"):
         value = _text(user.get(key))
         if value:
