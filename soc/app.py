@@ -51,6 +51,7 @@ from soc.store.base import Store
 from soc.store.scoped import ScopedStore
 
 if TYPE_CHECKING:
+    from soc.intel import FeedPoller, IntelMatching
     from soc.playbooks.runner import PlaybookRunner
 
 __all__ = ["App"]
@@ -199,6 +200,42 @@ class App:
         return RuleRunner(self.detection_engine(), timing or self.timing(), owner=owner,
                           on_alerts=on_alerts, on_run=on_run)
 
+    def search_source(self, name: str) -> Any:
+        """The view of one search source (:class:`soc.store.search_sources.InPlaceEvents`) over
+        the shared store; ``KeyError`` names the configured ones."""
+        from soc.store.search_base import SearchStore
+        from soc.store.search_sources import InPlaceEvents, SearchSource
+
+        specs = {spec.name: spec for spec in self.settings.search_sources}
+        if name not in specs:
+            raise KeyError(f"no search source {name!r} (search_sources: {', '.join(specs) or 'none'})")
+        if not isinstance(self.base_store, SearchStore):
+            raise KeyError(f"search source {name!r}: the store is not a search engine")
+        return InPlaceEvents(self.base_store, SearchSource.from_settings(specs[name]))
+
+    def search_source_runners(self, *, timing: Timing | None = None, owner: str | None = None,
+                              on_alerts: Callable[[Detection, RunResult], None] | None = None,
+                              on_run: Callable[..., None] | None = None) -> list[tuple[RuleRunner, list[Detection]]]:
+        """One runner per search source (setting ``search_sources``: logs already in the cluster,
+        queried in place; :mod:`soc.store.search_sources`) with the rules of its datasets compiled
+        for ``dsl-inplace``; none on a store that is not a search engine."""
+        from soc.store.search_base import SearchStore
+        from soc.store.search_sources import DIALECT, InPlaceEvents, SearchSource
+
+        if not self.settings.search_sources or not isinstance(self.base_store, SearchStore):
+            return []
+        rules = self.rules_for(DIALECT)
+        out = []
+        for spec in self.settings.search_sources:
+            source = SearchSource.from_settings(spec)
+            engine = DetectionEngine(InPlaceEvents(self.base_store, source), rules,  # type: ignore[arg-type]
+                                     max_alerts=self.settings.detection.max_alerts_per_run,
+                                     suppress=ActiveExceptions(self.base_store), enrich=self.alert_priority)
+            detections = [d for d in rules.runnable() if set(d.datasets) & set(source.datasets)]
+            out.append((RuleRunner(engine, timing or self.timing(), owner=owner, on_alerts=on_alerts, on_run=on_run),
+                        detections))
+        return out
+
     def detection_scheduler(self, runner: RuleRunner, *, workers: int | None = None) -> DetectionScheduler:
         """Every runnable rule on its interval, at most ``workers`` (settings) at a time."""
         return DetectionScheduler(runner, self.detections,
@@ -240,6 +277,26 @@ class App:
     @cached_property
     def reports(self) -> Reports:
         return Reports(self.store, self.settings)
+
+    # -- threat intelligence (soc.intel) -----------------------------------------------------
+    def intel_poller(self) -> FeedPoller:
+        """The configured indicator feeds (``intel.feeds``) over the shared store, with status."""
+        from soc.intel import FeedPoller
+
+        return FeedPoller(self.base_store, self.settings.intel.feeds, clock=self.clock)
+
+    def intel_matching(self, *, on_alerts: Callable[[list[dict[str, Any]]], None] | None = None) -> IntelMatching:
+        """Indicator matching over the shared store: the cycle, the retro-hunt, sightings. Alerts
+        carry the affected system's priority like the rules' (:attr:`alert_priority`);
+        ``on_alerts`` gets those recorded (the service hands them to the playbooks)."""
+        from soc.intel import IntelMatching
+
+        intel, detection = self.settings.intel, self.settings.detection
+        return IntelMatching(self.base_store, clock=self.clock, retro_hunt_days=intel.retro_hunt_days,
+                             max_events=intel.max_events_per_cycle, overlap=detection.overlap_seconds,
+                             settle=detection.settle_seconds, sightings=intel.sightings,
+                             share_feeds=[f.name for f in intel.feeds if f.share_sightings],
+                             enrich=self.alert_priority, on_alerts=on_alerts)
 
     def playbook_runner(self, *, folder: Path | None = None, background: bool = False) -> PlaybookRunner:
         """The playbooks of the configured folder (or ``folder``) over this store; invalid

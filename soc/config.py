@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -46,7 +46,9 @@ from soc.config_errors import (
     secret_env_names,
     unknown_keys,
 )
+from soc.config_intel import IntelSettings
 from soc.config_security import KafkaSecuritySettings, SyslogTlsSettings
+from soc.config_taxii import TaxiiSettings
 from soc.secrets import (
     is_secret_name,
     mask_url,
@@ -104,6 +106,24 @@ class DetectionSettings(BaseModel):
                              "start or hunt skips YAML parsing and conversion (soc/detect/rulecache.py)")
     rule_cache_dir: Path | None = Field(None, description="folder of the compiled-rule cache, private to the "
                                         "service's user (default: <data_dir>/rule-cache)")
+
+
+class SearchSourceSettings(BaseModel):
+    """Logs another shipper already put in the search cluster, queried in place (issue #14):
+    detection and event search read ``index`` with that shipper's field layout
+    (:mod:`soc.store.search_sources`)."""
+
+    name: str = Field(description="short id, part of the event ids of its matches, e.g. 'winlogbeat'")
+    index: str = Field(description="index pattern(s), comma-separated, e.g. 'winlogbeat-*' or 'logs-windows.*-*'")
+    shipper: Literal["winlogbeat", "elastic-agent"] = Field(
+        "winlogbeat", description="whose field layout the documents have (winlog.*, event.code, ECS process.*...)")
+    datasets: list[str] = Field(default_factory=lambda: ["windows.security", "windows.sysmon", "windows.system",
+                                                          "windows.powershell"],
+                                description="the datasets (ingest/datasets.yml) whose rules run on it")
+    agency: str | None = Field(None, description="agency id its events belong to")
+    time_field: Literal["@timestamp", "event.ingested"] = Field(
+        "@timestamp", description="the time the scheduler's ingest-time windows read (event.ingested if the "
+                                  "shipper's pipeline sets it, as Elastic Agent's do)")
 
 
 class KafkaSettings(KafkaSecuritySettings):
@@ -345,6 +365,9 @@ class Settings(BaseSettings):
     syslog: SyslogSettings = SyslogSettings()
     detection: DetectionSettings = DetectionSettings()
     kafka: KafkaSettings = KafkaSettings()
+    search_sources: list[SearchSourceSettings] = Field(
+        default_factory=list, description="logs already in the search cluster (winlogbeat-*, logs-*-*) that "
+                                          "detection and event search query in place (issue #14)")
     reporting: ReportingSettings = ReportingSettings()
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     smtp: SmtpSettings = SmtpSettings()
@@ -354,6 +377,8 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     oversight: OversightSettings = OversightSettings()
     api: ApiSettings = Field(default_factory=ApiSettings)
+    taxii: TaxiiSettings = Field(default_factory=TaxiiSettings)
+    intel: IntelSettings = Field(default_factory=IntelSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -37,7 +37,7 @@ from soc.app import App
 from soc.audit import checkpoint_file, checkpoint_now
 from soc.detect.compiler import Detection
 from soc.detect.engine import RunResult
-from soc.detect.scheduler import Timing
+from soc.detect.scheduler import DetectionScheduler, Timing
 from soc.export.schedule import register_report_jobs
 from soc.ingest.deadletter import DeadLetterFile
 from soc.ingest.flow import Topology
@@ -45,6 +45,7 @@ from soc.ingest.registry import REGISTRY
 from soc.ingest.sink import Sink
 from soc.ingest.sourcedefs import SourceDefinition, load_sources
 from soc.ingest.sources.contract import SourceEnv, SourceRegistry
+from soc.intel.schedule import register_intel_jobs
 from soc.kafka.source import register as register_kafka
 from soc.model import iso
 from soc.net import listen_address
@@ -105,6 +106,10 @@ class Service:
         self.runner = app.rule_runner(on_alerts=self._announce)
         self.detections: list[Detection] = app.detections
         self.scheduler = app.detection_scheduler(self.runner)
+        #: rules over the logs already in the search cluster, queried in place (``search_sources``)
+        self.source_schedulers = [DetectionScheduler(runner, detections,
+                                                     max_workers=settings.detection.max_concurrent_rules)
+                                  for runner, detections in app.search_source_runners(on_alerts=self._announce)]
         self.playbooks = self.acting.playbook_runner(background=True)
         for error in self.playbooks.errors:
             log.error("playbook not loaded: %s", error)
@@ -229,6 +234,8 @@ def run_service(app: App, *, once: bool = False, stop: threading.Event | None = 
         return {"results": results, "counts": dict(service.sink.counts), "sources": service.topology.counts()}
     service.start(follow=True)
     service.scheduler.start()
+    for extra in service.source_schedulers:
+        extra.start()
     service.scheduler.scheduler.add_job(service.purge, "interval", hours=6, id="retention")
     if settings.oversight.silent_check_minutes:
         service.scheduler.scheduler.add_job(service.check_silent_sources, "interval", id="silent-sources",
@@ -238,6 +245,9 @@ def run_service(app: App, *, once: bool = False, stop: threading.Event | None = 
                                             minutes=settings.audit.checkpoint_minutes)
     attach_playbooks(service.playbooks, service.scheduler.scheduler)  # scheduled playbooks, recovery sweep
     register_report_jobs(service.scheduler.scheduler, service.acting.store, settings)  # national summaries, outbox
+    register_intel_jobs(service.scheduler.scheduler, settings.intel, app.intel_poller(),
+                        app.intel_matching(on_alerts=service.playbooks.on_alerts),
+                        settings.playbooks.data_folder / "threat_intel.yml")  # feeds, indicator matching, retro-hunt
     service.out("running; Ctrl-C to stop")
     stop = stop or threading.Event()
 
@@ -259,6 +269,8 @@ def run_service(app: App, *, once: bool = False, stop: threading.Event | None = 
     service.out("stopping: storing pending batches...")
     service.stop()
     service.scheduler.stop()
+    for extra in service.source_schedulers:
+        extra.stop()
     service.playbooks.close()
     service.out(service.status_line())
     service.store.close()

@@ -15,10 +15,10 @@ from tests.test_architecture import MODULES, import_graph
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"soc", "soc.errors", "soc.clock", "soc.model", "soc.secrets", "soc.config_errors", "soc.config",
               "soc.config_security", "soc.config_auth", "soc.config_api", "soc.catalog", "soc.net", "soc.agencies",
-              "soc.access", "soc.timeexpr", "soc.text"}),
+              "soc.access", "soc.timeexpr", "soc.text", "soc.config_taxii", "soc.config_intel"}),
     ("infrastructure", {"soc.store", "soc.audit", "soc.outgoing", "soc.mail", "soc.retry", "soc.ui", "soc.charts"}),
     ("engines", {"soc.ingest", "soc.detect", "soc.incidents", "soc.export", "soc.playbooks", "soc.kafka",
-                 "soc.identity", "soc.alerts"}),
+                 "soc.identity", "soc.alerts", "soc.intel"}),
     ("application", {"soc.app", "soc.service", "soc.hunt", "soc.regression", "soc.config_check", "soc.devstack",
                      "soc.handover",
                      "soc.oversight"}),
@@ -30,10 +30,12 @@ ENGINES: dict[str, set[str]] = {
     "soc.detect": set(),
     "soc.incidents": set(),
     "soc.export": {"soc.incidents"},
-    "soc.playbooks": {"soc.incidents", "soc.export"},
+    "soc.playbooks": {"soc.incidents", "soc.export", "soc.intel"},  # enrich.threat_intel reads the indicators
     "soc.kafka": {"soc.ingest"},
     "soc.identity": set(),
     "soc.alerts": set(),
+    "soc.intel": {"soc.export", "soc.detect"},  # TAXII collections publish the reports' STIX bundles;
+    # matches are alerts like the rules' (soc.detect.engine: ALERTS, ENTITY_FIELDS)
 }
 #: engines present the shell's rendering helpers (soc.ui) only through the layers above
 NOT_FOR_ENGINES = {"soc.ui"}

@@ -30,8 +30,10 @@ from soc.cli import (
     exceptions,
     hunt,
     incidents,
+    intel,
     jobs,
     kafka,
+    parse,
     playbook,
     report,
     rules,
@@ -39,6 +41,7 @@ from soc.cli import (
     serve,
     store,
     tasks,
+    taxii,
     tokens,
     users,
 )
@@ -83,6 +86,7 @@ app.command("hunt")(hunt.hunt)
 app.command("run")(run.run)
 app.command("serve")(serve.serve)
 app.command("detect", help=detect.HELP)(detect.detect)
+app.command("parse")(parse.parse)
 app.add_typer(rules.app, name="rules")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(incidents.app, name="incidents")
@@ -99,6 +103,8 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(audit.app, name="audit")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(taxii.app, name="taxii")
+app.add_typer(intel.app, name="intel")
 
 
 def main() -> None:
