@@ -119,6 +119,22 @@ def test_agency_user_sees_only_its_sources_and_no_dead_letters(root: App) -> Non
     assert agency_role.get("/health").status_code == 403  # no rules:read
 
 
+def test_threat_intel_feeds_are_shown_to_province_wide_readers_only(root: App) -> None:
+    """A feed's last poll, indicators taken and last error (its text from a remote server: shown
+    as text); an agency's analyst sees no feed (indicators are province-wide)."""
+    poller = root.intel_poller()
+    poller.record("hand-list", {"new": 7, "updated": 0}, kind="list")
+    root.base_store.put("intel_feeds", "national", {"name": "national", "kind": "taxii", "polls": 3, "consecutive_errors": 2,
+                                                    "last_poll": "2026-12-07T01:00:00Z", "last_error": "HTTPError: " + HOSTILE,
+                                                    "total_taken": 40})
+    html = login(root, "minh", ["analyst"]).get("/health").text
+    assert 'id="intel-feeds"' in html and "Nguồn tin tình báo mối đe dọa" in html
+    assert "hand-list" in html and "national" in html and "1 nguồn tin lỗi ở lần lấy gần nhất." in html
+    assert "2 lần lấy lỗi:" in html and "<script>alert(1)" not in html and "HTTPError: &lt;script&gt;" in html
+    agency = login(root, "ana", ["analyst"], agency=A).get("/health").text
+    assert 'id="intel-feeds"' not in agency and "national" not in agency
+
+
 @pytest.mark.kafka
 def test_kafka_lag_is_shown_when_kafka_is_used(tmp_path: Path, kafka_bootstrap: str, unique_name: str) -> None:
     """With a ``kafka:`` section the page asks the real broker for the group's lag and the

@@ -6,6 +6,9 @@
 * **Sources** per agency (:mod:`soc.oversight.sources`): events in the window, the rate, the
   newest event, silent sources flagged -- the running service raises an alert for each
   (``oversight.silent_check_minutes``); the page links them in the queue.
+* **Threat-intel feeds** (:mod:`soc.intel`): each feed's last poll, last success, indicators
+  taken and its last error -- province-wide, so only for users who see every agency and may
+  read threat intelligence (``intel:read``), as in the API.
 * **Dead letters** of the embedded service's file, with their replay through a chosen source
   definition, and the **Kafka** group's lag and dead-letter topic with its replay (when Kafka
   is used) -- raw records of any agency: only for users who see every agency; replaying needs
@@ -63,6 +66,12 @@ def _rules(who: Caller, failing_only: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _feeds(who: Caller) -> list[dict[str, Any]]:
+    if not who.principal.can("intel:read"):
+        return []
+    return who.services.intel_poller().statuses()
+
+
 def _number(value: str | None, allowed: tuple[int, ...], default: float) -> float:
     try:
         chosen = float(value) if value else default
@@ -86,6 +95,7 @@ def health_page(request: Request, who: Caller = Depends(console_caller)) -> Resp
     sources = source_rows(services.store, services.agencies, end=now, window_hours=window,
                           silent_minutes=oversight.silent_minutes, by=by, everything=everything)
     letters = kafka = kafka_error = None
+    feeds = _feeds(who) if everything else []
     definitions: list[SourceDefinition] = []
     definitions_error = None
     if everything:
@@ -102,7 +112,8 @@ def health_page(request: Request, who: Caller = Depends(console_caller)) -> Resp
                   silent_count=sum(1 for s in sources if s.silent), silent_rule=SILENT_RULE["id"],
                   check_minutes=oversight.silent_check_minutes, everything=everything, letters=letters,
                   definitions=definitions, definitions_error=definitions_error, kafka=kafka, kafka_error=kafka_error,
-                  kafka_used=kafka is not None or kafka_error is not None,
+                  kafka_used=kafka is not None or kafka_error is not None, feeds=feeds,
+                  feeds_failing=sum(1 for f in feeds if f.get("consecutive_errors")),
                   may_replay=everything and who.principal.can("sources:replay"),
                   replayed={k: params.get(k) for k in ("replayed", "created", "existing", "failing", "no_bytes")
                             if params.get(k) is not None})
