@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from soc.store import sqlite_doc_groups
+from soc.store import sqlite_doc_groups, sqlite_doc_query
 from soc.store.base import DocQuery, OwnedBy
 from soc.store.sqlite import SQLiteStore
 
@@ -42,6 +42,12 @@ def plans(store: SQLiteStore, run: Any) -> list[str]:
         conn.set_trace_callback(None)
     return [" | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + s)) for s in seen
             if s.startswith("SELECT")]
+
+
+def no_totals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts of a time range through the field table, as when the hourly totals cannot answer
+    (the parts of an hour at the ends of a range; tests/test_console_speed_dashboard.py)."""
+    monkeypatch.setattr(sqlite_doc_query, "rollup_counts", lambda *args: None)
 
 
 def page(**query: Any) -> DocQuery:
@@ -76,6 +82,7 @@ def test_group_counts_of_many_rows_read_one_index_in_its_order(store: SQLiteStor
                                                               filters: Any, scoped: bool,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_doc_groups, "MANY_ROWS", 2)  # these 60 alerts are "many"
+    no_totals(monkeypatch)
     owned = OwnedBy(("agency",), frozenset({"xa-a"})) if scoped else None
     counted = plans(store, lambda: store.count_documents(DocQuery("alerts", filters=filters), fields, size=50,
                                                           owned_by=owned))
@@ -85,9 +92,10 @@ def test_group_counts_of_many_rows_read_one_index_in_its_order(store: SQLiteStor
     assert "docs" not in grouped, counted  # and no body is read
 
 
-def test_group_counts_of_few_rows_are_sqlites_own_plan(store: SQLiteStore) -> None:
+def test_group_counts_of_few_rows_are_sqlites_own_plan(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A day of alerts through the time index, sorted, rather than every alert in a grouping
     index's order (0.1 s each for 30 days at 1,000,000 alerts)."""
+    no_totals(monkeypatch)
     day = (("first_seen", "range", ("2026-12-03T00:00:00Z", "2026-12-04T00:00:00Z")),)
     counted = plans(store, lambda: store.count_documents(DocQuery("alerts", filters=day), ("rule.level",)))
     assert any("doc_fields_alerts_seen (first_seen>? AND first_seen<?)" in p for p in counted), counted

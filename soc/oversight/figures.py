@@ -18,12 +18,13 @@ the national reports overdue now.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from soc.export.measures import TimeFigures, summarize
+from soc.export.measures import TimeFigures, Timing, summarize
 from soc.oversight.incident_facts import IncidentFacts, incident_facts
 from soc.oversight.sources import agency_source_counts
 from soc.oversight.span import Span
@@ -153,9 +154,19 @@ class Oversight:
         return summarize(facts.timings, start=span.start, end=span.end, threshold_hours=self.settings.backfill_hours)
 
     def _trend(self, facts: IncidentFacts, span: Span) -> Trend:
+        # each bucket summarizes only the incidents discovered or ended in it (the same figures as
+        # from all of them: summarize keeps those alone), not every incident once per bucket
+        starts = [bucket.start for bucket in span.buckets]
+        ends = [bucket.end for bucket in span.buckets]
+        members: list[list[Timing]] = [[] for _ in span.buckets]
+        for timing in facts.timings:
+            for moment in {timing.discovered_at, timing.response_ended_at}:
+                i = bisect_right(starts, moment) - 1 if moment is not None else -1
+                if i >= 0 and moment < ends[i] and (not members[i] or members[i][-1] is not timing):
+                    members[i].append(timing)
         mttd, mtta, mttr = [], [], []
-        for bucket in span.buckets:
-            figures = summarize(facts.timings, start=bucket.start, end=bucket.end,
+        for bucket, timings in zip(span.buckets, members, strict=True):
+            figures = summarize(timings, start=bucket.start, end=bucket.end,
                                 threshold_hours=self.settings.backfill_hours)
             mttd.append(figures.mttd.minutes()[0])
             mtta.append(figures.mtta.minutes()[0])

@@ -19,8 +19,10 @@ A field listed here must be a scalar at its nested path in every document of the
 (the alert writers guarantee it): the column holds ``NULL`` for a list or an object, and a
 flat dotted key (``{"rule.id": ..}``) is not seen. Every other field is read from the body.
 
-When :data:`PROJECTED` or :data:`INDEXES` change, opening the store rebuilds the table once
-(its fingerprint is kept in ``doc_fields_meta``).
+When :data:`PROJECTED`, :data:`INDEXES` or :data:`LISTED` change, opening the store rebuilds
+the tables once (their fingerprint is kept in ``doc_fields_meta``): in one transaction (a crash
+leaves the old tables, and the next opening starts again), filled from the documents in
+batches of :data:`FILL_BATCH` with the progress logged (at 1,000,000 alerts it takes minutes).
 
 **Reading a body.** ``soc_doc_values(body, keys)`` is the JSON array of the values of a dotted
 field (:func:`soc.store.doc_query.body_values`: dots as nesting or inside keys, lists
@@ -33,18 +35,25 @@ conditions on one row parse it once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
+import time
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from soc.store.doc_query import body_values, sort_value
+from soc.store.sqlite_doc_rollups import ensure_rollups
 from soc.store.sqlite_sql import _doc_field_sql, _transaction, quote_ident
 
-__all__ = ["INDEXES", "LISTED", "PROJECTED", "ensure_field_tables", "field_table", "leads_to",
+__all__ = ["FILL_BATCH", "INDEXES", "LISTED", "PROJECTED", "ensure_field_tables", "field_table", "leads_to",
            "register_doc_functions", "values_table"]
 
+log = logging.getLogger(__name__)
+
+#: documents filled per statement when a field table is rebuilt (progress is logged after each)
+FILL_BATCH = 50_000
 #: collection -> the body fields copied into its field table (scalars at their nested path)
 PROJECTED: dict[str, tuple[str, ...]] = {
     "alerts": ("status", "agency", "rule.id", "rule.level", "first_seen", "last_seen", "detected_at",
@@ -79,7 +88,8 @@ _ENTITIES = ("host.name", "source.ip", "destination.ip", "user.name", "user.targ
 #: field -> the keys of its one place in the body
 LISTED: dict[str, dict[str, tuple[str, ...]]] = {
     "alerts": {**{f"entities.{name}": ("entities", name) for name in _ENTITIES},
-               **{f"group.{name}": ("group", name) for name in ("host.name", "source.ip", "user.name")}},
+               **{f"group.{name}": ("group", name)
+                  for name in ("host.name", "source.ip", "user.name", "user.target.name")}},
 }
 
 
@@ -110,7 +120,8 @@ def _listed_rows(row: str, collection: str) -> str:
     """``SELECT field, value, type, id`` of every value of the listed fields of a body (one row per
     distinct value; texts, numbers and booleans): of the trigger's ``new`` row, or (``row`` is
     ``docs``) of every stored document of the collection."""
-    source, only = ("docs, ", f"docs.collection = {_literal(collection)} AND ") if row == "docs" else ("", "")
+    source, only = ("docs, ", f"docs.collection = {_literal(collection)} AND {_BATCH_RANGE} AND ") \
+        if row == "docs" else ("", "")
     parts = []
     for field, keys in LISTED[collection].items():
         path = "$" + "".join(f'."{key}"' for key in keys)
@@ -118,6 +129,10 @@ def _listed_rows(row: str, collection: str) -> str:
                      f"{_literal(path)}) AS j WHERE {only}j.type IN ('text', 'integer', 'real', 'true', 'false') "
                      "AND typeof(j.key) != 'text'")
     return " UNION ".join(parts)
+
+
+#: the documents of one batch of a fill (``:low`` excluded, ``:high`` included)
+_BATCH_RANGE = "docs.id > :low AND docs.id <= :high"
 
 
 def _literal(text: str) -> str:
@@ -136,7 +151,7 @@ def _ddl(collection: str) -> tuple[list[str], list[str], list[str]]:
     remove = f"DELETE FROM {table} WHERE id = old.id"
     tables = [f"CREATE TABLE {table} (id TEXT PRIMARY KEY NOT NULL, {columns}) WITHOUT ROWID"]
     fill = [f"INSERT INTO {table} (id, {columns}) SELECT id, {', '.join(_value('docs', f) for f in fields)} "
-            f"FROM docs WHERE collection = {literal}"]
+            f"FROM docs WHERE collection = {literal} AND {_BATCH_RANGE}"]
     rest = []
     values = values_table(collection)
     if values is not None:
@@ -161,13 +176,20 @@ def _ddl(collection: str) -> tuple[list[str], list[str], list[str]]:
     return tables, fill, rest
 
 
+def _fingerprint(collection: str) -> str:
+    """What a collection's tables are (not how they are filled)."""
+    tables, _, rest = _ddl(collection)
+    return hashlib.blake2b("\n".join([*tables, *rest]).encode(), digest_size=8).hexdigest()
+
+
 def ensure_field_tables(conn: sqlite3.Connection) -> None:
     """Create (or rebuild, when their definition changed) the field tables, their triggers and
     indexes, filled from the documents already stored."""
     conn.execute("CREATE TABLE IF NOT EXISTS doc_fields_meta (collection TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)")
-    wanted = {c: hashlib.blake2b("\n".join(sum(_ddl(c), [])).encode(), digest_size=8).hexdigest() for c in PROJECTED}
+    wanted = {c: _fingerprint(c) for c in PROJECTED}
     have = dict(conn.execute("SELECT collection, fingerprint FROM doc_fields_meta").fetchall())
     if all(have.get(c) == f for c, f in wanted.items()):
+        ensure_rollups(conn)
         return
     with _transaction(conn, immediate=True):
         have = dict(conn.execute("SELECT collection, fingerprint FROM doc_fields_meta").fetchall())
@@ -181,10 +203,34 @@ def ensure_field_tables(conn: sqlite3.Connection) -> None:
                 conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name)}")
             conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute(f"DROP TABLE IF EXISTS doc_values_{collection}")
-            for statement in sum(_ddl(collection), []):
+            tables, fill, rest = _ddl(collection)
+            for statement in tables:
+                conn.execute(statement)
+            _fill(conn, collection, fill)
+            for statement in rest:
                 conn.execute(statement)
             conn.execute("INSERT OR REPLACE INTO doc_fields_meta (collection, fingerprint) VALUES (?, ?)",
                          (collection, fingerprint))
+    ensure_rollups(conn)  # after the field tables: a rebuilt field table lost the triggers of the totals
+
+
+def _fill(conn: sqlite3.Connection, collection: str, statements: list[str]) -> None:
+    """Run the fill statements over the collection's documents, :data:`FILL_BATCH` at a time
+    (by id), logging the progress of a big collection."""
+    total = conn.execute("SELECT COUNT(*) FROM docs WHERE collection = ?", (collection,)).fetchone()[0]
+    started, done, low = time.monotonic(), 0, ""
+    while done < total:
+        row = conn.execute("SELECT id FROM docs WHERE collection = ? AND id > ? ORDER BY id LIMIT 1 OFFSET ?",
+                           (collection, low, FILL_BATCH - 1)).fetchone()
+        high = row[0] if row is not None else conn.execute(
+            "SELECT max(id) FROM docs WHERE collection = ?", (collection,)).fetchone()[0]
+        for statement in statements:
+            conn.execute(statement, {"low": low, "high": high})
+        done = min(total, done + FILL_BATCH) if row is not None else total
+        low = high
+        if total > FILL_BATCH:
+            log.info("field tables of %s: %d of %d documents filled (%.0f s)", collection, done, total,
+                     time.monotonic() - started)
 
 
 # -- SQL functions ------------------------------------------------------------------------------

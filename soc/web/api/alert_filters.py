@@ -129,12 +129,23 @@ def alert_filters(
                         list(field), since, until, tuple(criticality))
 
 
+#: entity filter -> the alert fields it looks in (one store query each: :mod:`soc.web.api.doc_union`)
+ENTITY_PLACES = {"host": ("entities.host.name", "group.host.name"),
+                 "source_ip": ("entities.source.ip", "group.source.ip"),
+                 "user": ("entities.user.name", "entities.user.target.name", "group.user.name",
+                          "group.user.target.name")}
+
+
 def doc_list(query: AlertQuery, descending: bool) -> DocList:
-    """The alerts of ``query`` as a document list sorted on its time field."""
-    post = any((query.host, query.user, query.source_ip, query.text, query.fields))
+    """The alerts of ``query`` as a document list sorted on its time field: the first entity
+    filter (host, source address, user) asked of the store in each of its places, whatever
+    else the store cannot ask tested on each alert read (:meth:`AlertQuery.matches`)."""
+    entity = next((name for name in ENTITY_PLACES if getattr(query, name)), None)
+    alternatives = tuple((place, "equals", getattr(query, entity)) for place in ENTITY_PLACES[entity]) if entity else ()
+    post = any(getattr(query, name) for name in ENTITY_PLACES if name != entity) or query.text or query.fields
     window = TimeRange(parse_iso(query.since) if query.since else None, parse_iso(query.until) if query.until else None)
     return DocList("alerts", query.where(), query.time_field, descending, window,
-                   keep=query.matches if post else None)
+                   keep=query.matches if post else None, alternatives=alternatives)
 
 
 class QueryBody(BaseModel):

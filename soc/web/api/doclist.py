@@ -6,8 +6,10 @@ The answer is :class:`soc.web.api.paging.Page` (``{"items", "next", "total", "to
 A :class:`DocList` names a collection, the filters the store applies
 (:meth:`~soc.store.base.Store.query_documents`, inside the caller's agency scope, which the
 store adds), the field the list is sorted on (``[since, until)`` selects on the same field), the
-order, and optionally ``keep`` -- a test of each document for what the store cannot express
-(an entity in either of two places, free text over many fields).
+order, optionally ``alternatives`` -- filters of which a document must match one (an entity in
+either of two places: :mod:`soc.web.api.doc_union` reads a store query per alternative and
+merges them) -- and ``keep``, a test of each document for what the store cannot express (free
+text over many fields, without case and diacritics).
 
 **Pages** are the store's keyset pages (sort field, then id; ``next`` is the store's cursor):
 documents added between two requests never shift a page or repeat one. With ``keep`` the list
@@ -15,8 +17,9 @@ reads store pages until the page is full and ends it right after its last item; 
 :data:`MAX_SCAN` documents for one page, so a page of a very selective ``keep`` can come back
 short, with a ``next`` cursor where the reading stopped.
 
-**Totals** are the store's count (exact up to :data:`TRACK_TOTAL`); with ``keep`` they are
-counted by reading up to :data:`COUNT_LIMIT` documents (``total_exact`` false beyond).
+**Totals** are the store's count (exact up to :data:`TRACK_TOTAL`; with ``alternatives``, by
+inclusion and exclusion); with ``keep`` they are counted by reading up to :data:`COUNT_LIMIT`
+documents (``total_exact`` false beyond).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from fastapi import Query
 from soc.clock import Clock
 from soc.store.base import Doc, DocQuery, Store
 from soc.timeexpr import FORMS, TimeRange, resolve_range
+from soc.web.api.doc_union import union_count, union_docs, union_page
 from soc.web.api.paging import Page
 
 __all__ = ["BATCH", "COUNT_LIMIT", "MAX_SCAN", "TRACK_TOTAL", "DocList", "Since", "Until", "doc_page", "iter_docs",
@@ -72,6 +76,7 @@ class DocList:
     descending: bool = True
     window: TimeRange = TimeRange()
     keep: Callable[[dict[str, Any]], bool] | None = None
+    alternatives: tuple[tuple[str, str, Any], ...] = ()
 
     def query(self, *, size: int, cursor: str | None = None, track_total: int = TRACK_TOTAL) -> DocQuery:
         """The store's query for one page."""
@@ -86,6 +91,9 @@ class DocList:
 
 def iter_docs(store: Store, spec: DocList, *, batch: int = BATCH) -> Iterator[Doc]:
     """Every document of ``spec``'s store query in the list's order (``keep`` not applied)."""
+    if spec.alternatives:
+        yield from union_docs(store, _maker(spec), spec.alternatives, batch=batch)
+        return
     cursor: str | None = None
     while True:
         page = store.query_documents(spec.query(size=batch, cursor=cursor, track_total=1))
@@ -104,6 +112,10 @@ def count_docs(store: Store, spec: DocList, limit: int = COUNT_LIMIT) -> tuple[i
         if read >= limit:
             return found, False
     return found, True
+
+
+def _maker(spec: DocList) -> Callable[[int, str | None, int], DocQuery]:
+    return lambda size, cursor, track_total: spec.query(size=size, cursor=cursor, track_total=track_total)
 
 
 def _kept_page(store: Store, spec: DocList, keep: Callable[[dict[str, Any]], bool], limit: int,
@@ -132,12 +144,29 @@ def _kept_page(store: Store, spec: DocList, keep: Callable[[dict[str, Any]], boo
 def doc_page(store: Store, spec: DocList, *, limit: int, cursor: str | None,
              show: Callable[[dict[str, Any]], Any] = lambda body: body) -> Page:
     """One page of ``spec`` after ``cursor`` with the cursor of the next and the total."""
+    if spec.alternatives:
+        return _union_page(store, spec, limit=limit, cursor=cursor, show=show)
     if spec.keep is None:
         page = store.query_documents(spec.query(size=limit, cursor=cursor))
         return Page([show(d.body) for d in page.docs], page.cursor, page.total, page.total_exact)
     items, next_cursor = _kept_page(store, spec, spec.keep, limit, cursor)
     if cursor is None and next_cursor is None:
         total, exact = len(items), True  # the whole list is on this page
+    else:
+        total, exact = count_docs(store, spec)
+    return Page([show(d.body) for d in items], next_cursor, total, exact)
+
+
+def _union_page(store: Store, spec: DocList, *, limit: int, cursor: str | None,
+                show: Callable[[dict[str, Any]], Any]) -> Page:
+    """:func:`doc_page` of a list with ``alternatives``."""
+    make = _maker(spec)
+    items, next_cursor = union_page(store, make, spec.alternatives, limit=limit, cursor=cursor, keep=spec.keep,
+                                    max_scan=MAX_SCAN)
+    if cursor is None and next_cursor is None:
+        total, exact = len(items), True
+    elif spec.keep is None:
+        total, exact = union_count(store, make, spec.alternatives, TRACK_TOTAL)
     else:
         total, exact = count_docs(store, spec)
     return Page([show(d.body) for d in items], next_cursor, total, exact)

@@ -163,7 +163,7 @@ def queue_page(store: Store, params: QueueParams, query: AlertQuery, cursor: str
     ranks, _, descending = SORTS[params.sort]
     spec = doc_list(query, descending)
     if ranks:
-        spec = RankedList(spec.collection, spec.where, spec.sort, spec.descending, spec.window, spec.keep, ranks)
+        spec = RankedList(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}, ranks=ranks)
     return doc_page(store, spec, limit=params.limit, cursor=cursor, show=show)
 
 

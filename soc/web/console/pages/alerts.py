@@ -155,12 +155,12 @@ def new_alerts(request: Request, after: str, who: Caller = Depends(console_calle
     base = spec.query(size=1, track_total=MAX_NEW_SCAN)
     filters = (*base.filters, ("detected_at", "range", (since, None)))
     more = False
-    if spec.keep is None:
+    if spec.keep is None and not spec.alternatives:
         count = services.store.count_documents(DocQuery("alerts", filters=filters, size=1))[0][1]
-    else:
+    else:  # an entity in one of its places, free text...: tested on each new alert
         page = services.store.query_documents(DocQuery("alerts", filters=filters, size=MAX_NEW_SCAN,
                                                        sort=("detected_at",), order="desc", track_total=0))
-        count = sum(1 for d in page.docs if spec.keep(d.body))
+        count = sum(1 for d in page.docs if query.matches(d.body))
         more = page.cursor is not None  # more new alerts than were read: at least ``count``
     lang = language(request.cookies.get(LANG_COOKIE))
     label = lang.ngettext("{n} new alert", "{n} new alerts", count) if count else ""
