@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/intel_match.py [--indicators 1000000] [--events 200000] [--repeat 3]
                                      [--bootstrap HOST:PORT --opensearch URL [-n 50000]]
+                                     [--intake 5000 [--intake-only]]
 
 1. **Indicators** (build not timed, but reported): ``--indicators`` live indicators of mixed
    types -- IPv4 addresses 40%, IPv4 networks (/16 to /30, mostly /24) 3%, IPv6 addresses 4%, IPv6 networks
@@ -25,6 +26,9 @@ Usage::
    ``--bootstrap``/``--opensearch`` -- the real Kafka worker's CPU per stored event measured
    as :mod:`benchmarks.ingest` does (``soc kafka worker`` as a subprocess; its ``ru_utime +
    ru_stime`` over the records it stored).
+6. **Intake** (``--intake N``; ``--intake-only`` skips the rest): :meth:`IndicatorBook.take` of
+   N new indicators, then the same N from another feed (updates), on SQLite and -- with
+   ``--opensearch`` -- on OpenSearch: ms per indicator and the extrapolated first sync of 1M.
 
 Goal: matching <= 10 µs of CPU per event with 1M indicators.
 """
@@ -184,6 +188,56 @@ def cycle_cost(matcher: Matcher) -> dict[str, Any]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def intake_cost(store: Any, n: int) -> dict[str, Any]:
+    """Taking in a feed page: ``IndicatorBook.take`` of ``n`` new IPv4 indicators (one merge
+    of every value, read and written in bulk), then the same values again from a second feed
+    (``n`` updates of stored indicators); wall time, ms per indicator and the first sync of 1M
+    indicators extrapolated from the new ones."""
+    from soc.intel.book import IndicatorBook, Item
+    from soc.intel.indicators import normalize
+
+    book = IndicatorBook(store)
+    values = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(1, n + 1)]
+    start = time.perf_counter()
+    counts = book.take("bench-a", [Item(normalize("ipv4", v)) for v in values])
+    new = time.perf_counter() - start
+    assert counts["new"] == n, counts
+    start = time.perf_counter()
+    counts = book.take("bench-b", [Item(normalize("ipv4", v), confidence=90) for v in values])
+    updated = time.perf_counter() - start
+    assert counts["updated"] == n, counts
+    return {"indicators": n, "new_ms_each": round(new / n * 1000, 3), "updated_ms_each": round(updated / n * 1000, 3),
+            "first_sync_1m_minutes": round(new / n * 1_000_000 / 60, 1)}
+
+
+def intake(n: int, url: str | None) -> None:
+    """:func:`intake_cost` on a fresh SQLite store and, with ``url``, on OpenSearch under a fresh
+    index prefix (deleted at the end)."""
+    import shutil
+    import tempfile
+
+    from soc.store.sqlite import SQLiteStore
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    try:
+        store = SQLiteStore(folder / "soc.db")
+        print(f"intake sqlite:     {intake_cost(store, n)}")
+        store.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if url:
+        from soc.store import open_store
+
+        prefix = f"bench-intake-{uuid.uuid4().hex[:8]}"
+        search: Any = open_store("opensearch://" + url.split("://", 1)[1], prefix=prefix, replicas=0)
+        try:
+            print(f"intake opensearch: {intake_cost(search, n)}")
+        finally:
+            search.transport.request("DELETE", f"/{prefix}-docs-*", params={"ignore_unavailable": True,
+                                                                          "allow_no_indices": True})
+            search.close()
+
+
 def worker_cpu(bootstrap: str, url: str, n: int) -> dict[str, Any]:
     """The Kafka worker's CPU per stored event, as benchmarks/ingest.py runs it."""
     import ingest  # the sibling benchmark
@@ -206,7 +260,14 @@ def main() -> None:
     ap.add_argument("--bootstrap", help="Kafka host:port: also measure the real ingest worker's CPU per event")
     ap.add_argument("--opensearch", help="OpenSearch URL (with --bootstrap)")
     ap.add_argument("-n", type=int, default=50_000, help="records for the worker measurement")
+    ap.add_argument("--intake", type=int, default=0, metavar="N",
+                    help="also time taking in N new indicators, then N updates (SQLite; with --opensearch also there)")
+    ap.add_argument("--intake-only", action="store_true", help="only the intake figures (no matching)")
     args = ap.parse_args()
+    if args.intake_only:
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+        intake(args.intake or 5000, args.opensearch)
+        return
     if not DATA.is_dir():
         sys.exit(f"real data not found at {DATA}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
@@ -264,6 +325,8 @@ def main() -> None:
         print(f"ingest worker (Kafka -> pipeline -> OpenSearch bulk -> commit, OpenSSH_2k lines): "
               f"{worker['cpu_us_per_event']} µs of CPU per stored event ({worker['stored']:,} events, "
               f"{worker['cpu_s']} s CPU, {worker['docs_per_s']:,} events/s)")
+    if args.intake:
+        intake(args.intake, args.opensearch)
 
 
 if __name__ == "__main__":

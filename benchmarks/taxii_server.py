@@ -9,7 +9,7 @@ Always on a fresh SQLite store in a temporary folder; with ``--opensearch`` (or
 ``SOC_TEST_OPENSEARCH_URL``) also on that node under a fresh index prefix (deleted at the end).
 Measured through :class:`soc.intel.taxii_objects.TaxiiObjects` -- what ``POST .../objects/`` and
 ``GET .../objects/`` do after HTTP: ``add`` (validation, lookup of existing versions, the
-sequence block, one create per object, 16 at a time) and ``page`` (one document query per
+sequence block, one bulk create of the objects) and ``page`` (one document query per
 page). Prints one line per store and, last, one JSON line with the figures.
 """
 

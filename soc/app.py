@@ -241,6 +241,23 @@ class App:
         return DetectionScheduler(runner, self.detections,
                                   max_workers=workers or self.settings.detection.max_concurrent_rules)
 
+    def search_source_schedulers(self, runners: list[tuple[RuleRunner, list[Detection]]], *,
+                                 workers: int | None = None) -> list[DetectionScheduler]:
+        """One scheduler per runner of :meth:`search_source_runners` (``soc run`` and ``soc detect``)."""
+        return [DetectionScheduler(runner, detections, max_workers=workers or self.settings.detection.max_concurrent_rules)
+                for runner, detections in runners]
+
+    def register_intel_jobs(self, scheduler: Any, *,
+                            on_alerts: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        """The threat-intel jobs (feeds, the hand list, indicator matching and the retro-hunt,
+        sightings; none unless ``intel.enabled``) on an APScheduler ``scheduler``, as ``soc run``
+        and ``soc detect`` run them (:func:`soc.intel.schedule.register_intel_jobs`)."""
+        from soc.intel.schedule import register_intel_jobs
+
+        settings = self.settings
+        register_intel_jobs(scheduler, settings.intel, self.intel_poller(), self.intel_matching(on_alerts=on_alerts),
+                            settings.playbooks.data_folder / "threat_intel.yml")
+
     # -- responding --------------------------------------------------------------------------
     @cached_property
     def incidents(self) -> Incidents:

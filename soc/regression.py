@@ -86,6 +86,50 @@ def _tests(info: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return doc, tests
 
 
+@dataclass(frozen=True)
+class RegressionCase:
+    """One well-formed entry of an info.yml: the sample, how to read it, the rule and the count.
+
+    For running the samples elsewhere than :func:`run_regression`'s SQLite hunts (the test that
+    runs them all on OpenSearch), so the reading of info.yml is not duplicated."""
+
+    info: Path
+    name: str
+    rule_id: str
+    expected: int
+    sample: Path
+    fmt: str
+
+
+def regression_cases(detections_dir: Path) -> tuple[list[RegressionCase], list[str]]:
+    """Every test of every info.yml under ``detections_dir/regression_data`` whose rule, count and
+    type are readable, and a message for each one that is not (which :func:`run_regression`
+    reports as a failed result too)."""
+    detections_dir = Path(detections_dir)
+    cases: list[RegressionCase] = []
+    problems: list[str] = []
+    for info in info_files(detections_dir):
+        try:
+            doc, tests = _tests(info)
+        except (ValueError, yaml.YAMLError) as error:
+            problems.append(f"{info}: {error}")
+            continue
+        ids = [str(m.get("id")) for m in doc["rule_metadata"] if isinstance(m, dict)]
+        for test in tests:
+            name = str(test.get("name", "unnamed test"))
+            rule_id = str(test.get("rule_id") or (ids[0] if len(ids) == 1 else ""))
+            expected = test.get("match_count")
+            kind = str(test.get("type", "log"))
+            if not rule_id or not isinstance(expected, int) or isinstance(expected, bool) or expected < 0 \
+                    or kind not in TYPES:
+                problems.append(f"{info} [{name}]: needs a rule_id, a non-negative match_count and a known type")
+                continue
+            cases.append(RegressionCase(info, name, rule_id, expected,
+                                        resolve_sample(str(test.get("path", "")), info, detections_dir),
+                                        str(test.get("format") or TYPES[kind])))
+    return cases, problems
+
+
 def run_regression(detections_dir: Path, rule_dirs: list[Path] | None = None, *,
                    require_coverage: bool = True) -> list[RegressionResult]:
     """Run every regression test under ``detections_dir/regression_data``.

@@ -37,7 +37,7 @@ from soc.app import App
 from soc.audit import checkpoint_file, checkpoint_now
 from soc.detect.compiler import Detection
 from soc.detect.engine import RunResult
-from soc.detect.scheduler import DetectionScheduler, Timing
+from soc.detect.scheduler import Timing
 from soc.export.schedule import register_report_jobs
 from soc.ingest.deadletter import DeadLetterFile
 from soc.ingest.flow import Topology
@@ -45,7 +45,6 @@ from soc.ingest.registry import REGISTRY
 from soc.ingest.sink import Sink
 from soc.ingest.sourcedefs import SourceDefinition, load_sources
 from soc.ingest.sources.contract import SourceEnv, SourceRegistry
-from soc.intel.schedule import register_intel_jobs
 from soc.kafka.source import register as register_kafka
 from soc.model import iso
 from soc.net import listen_address
@@ -107,9 +106,7 @@ class Service:
         self.detections: list[Detection] = app.detections
         self.scheduler = app.detection_scheduler(self.runner)
         #: rules over the logs already in the search cluster, queried in place (``search_sources``)
-        self.source_schedulers = [DetectionScheduler(runner, detections,
-                                                     max_workers=settings.detection.max_concurrent_rules)
-                                  for runner, detections in app.search_source_runners(on_alerts=self._announce)]
+        self.source_schedulers = app.search_source_schedulers(app.search_source_runners(on_alerts=self._announce))
         self.playbooks = self.acting.playbook_runner(background=True)
         for error in self.playbooks.errors:
             log.error("playbook not loaded: %s", error)
@@ -245,9 +242,8 @@ def run_service(app: App, *, once: bool = False, stop: threading.Event | None = 
                                             minutes=settings.audit.checkpoint_minutes)
     attach_playbooks(service.playbooks, service.scheduler.scheduler)  # scheduled playbooks, recovery sweep
     register_report_jobs(service.scheduler.scheduler, service.acting.store, settings)  # national summaries, outbox
-    register_intel_jobs(service.scheduler.scheduler, settings.intel, app.intel_poller(),
-                        app.intel_matching(on_alerts=service.playbooks.on_alerts),
-                        settings.playbooks.data_folder / "threat_intel.yml")  # feeds, indicator matching, retro-hunt
+    app.register_intel_jobs(service.scheduler.scheduler,  # feeds, indicator matching, retro-hunt
+                            on_alerts=service.playbooks.on_alerts)
     service.out("running; Ctrl-C to stop")
     stop = stop or threading.Event()
 

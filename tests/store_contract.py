@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import pytest
 
 from soc.model import Event, iso
-from soc.store.base import Conflict, Store, Window
+from soc.store.base import Conflict, DocWrite, Store, StoreError, Window
 
 #: events in the paging fixture: more than one 10,000-hit search page
 BIG = 12_000
@@ -405,3 +405,57 @@ class StoreContract:
         assert sorted(d.id for d in docs) == [f"r{i:02d}" for i in range(25)]
         assert {d.body["n"] for d in docs} == set(range(25))
         assert list(store.iter_all("empty_collection")) == []
+
+    # -- documents in bulk -------------------------------------------------------------------------
+    def test_bulk_create_is_create_per_document(self, store: Store) -> None:
+        assert store.create("incidents", "i1", {"n": 1})
+        docs = [("i0", {"n": 0}), ("i1", {"n": -1}), ("i2", {"n": 2}), ("i2", {"n": -2})]
+        assert store.create_documents("incidents", docs) == [True, False, True, False]
+        # the same documents as single creates would have left, readable without a refresh
+        assert {d.id: d.body for d in store.find("incidents", sort="n")} == {"i0": {"n": 0}, "i1": {"n": 1},
+                                                                              "i2": {"n": 2}}
+        for id_ in ("i0", "i2"):
+            doc = store.get("incidents", id_)
+            assert doc is not None and doc.version > 0
+            assert store.put("incidents", id_, {"n": 9}, expected_version=doc.version) > doc.version
+        assert store.create_documents("incidents", docs) == [False] * 4  # a retry writes nothing
+        assert store.create_documents("incidents", []) == []
+
+    def test_bulk_create_reports_a_failed_document_and_writes_the_others(self, store: Store) -> None:
+        results = store.create_documents("incidents", [("a", {"n": 1}), ("b", {"bad": object()}), ("c", {"n": 3})])
+        assert results[0] is True and results[2] is True
+        assert isinstance(results[1], StoreError) and "incidents/b" in str(results[1])
+        assert store.get("incidents", "b") is None
+        assert [d.id for d in store.find("incidents", sort="n")] == ["a", "c"]
+
+    def test_bulk_put_is_put_per_write(self, store: Store) -> None:
+        v_a = store.put("rule_state", "a", {"n": 0})
+        v_gone = store.put("rule_state", "gone", {"n": 0})
+        store.delete("rule_state", "gone")
+        results = store.put_documents("rule_state", [
+            DocWrite("a", {"n": 1}, expected_version=v_a),     # compare-and-set that wins
+            DocWrite("b", {"n": 1}, expected_version=0),       # must not exist: new
+            DocWrite("c", {"n": 1}),                           # unconditional
+            DocWrite("a", {"n": 2}, expected_version=v_a),     # stale after the first write of a
+            DocWrite("b", {"n": 2}, expected_version=0),       # exists by now
+            DocWrite("gone", {"n": 1}, expected_version=v_gone),  # deleted: its old version never matches
+            DocWrite("c", {"n": 2}),                           # writes of one id apply in order
+            DocWrite("x", {"bad": object()}),                  # that write's own error
+        ])
+        assert all(isinstance(r, int) for r in (results[0], results[1], results[2], results[6]))
+        assert all(isinstance(r, Conflict) for r in (results[3], results[4], results[5]))
+        assert isinstance(results[7], StoreError) and not isinstance(results[7], Conflict)
+        assert results[0] > v_a and results[6] > results[2]
+        got = {id_: store.get("rule_state", id_) for id_ in ("a", "b", "c", "gone", "x")}
+        assert {k: (d.body if d else None) for k, d in got.items()} == {
+            "a": {"n": 1}, "b": {"n": 1}, "c": {"n": 2}, "gone": None, "x": None}
+        # the versions are those of the documents: a single compare-and-set takes them
+        assert [got[k].version for k in ("a", "b", "c")] == [results[0], results[1], results[6]]  # type: ignore[union-attr]
+        assert store.put("rule_state", "a", {"n": 3}, expected_version=results[0]) > results[0]  # type: ignore[operator]
+        # a retry of the batch's compare-and-sets changes nothing
+        again = store.put_documents("rule_state", [DocWrite("a", {"n": 1}, expected_version=v_a),
+                                                   DocWrite("b", {"n": 1}, expected_version=0)])
+        assert all(isinstance(r, Conflict) for r in again)
+        doc_a = store.get("rule_state", "a")
+        assert doc_a is not None and doc_a.body == {"n": 3}
+        assert store.put_documents("rule_state", []) == []

@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from soc.model import iso
-from soc.store.base import Window
+from soc.store.base import DocWrite, Window
 from soc.store.search import OpenSearchStore
 from soc.store.search_client import parse_url
 from soc.store.search_roles import PROCESSES, StoreRole, index_patterns, render_role, store_role
@@ -51,7 +51,9 @@ def classify(method: str, path: str, body: Any) -> list[tuple[str, str]]:
     parts = [unquote(p) for p in path.strip("/").split("/")]
     if parts[0] == "_bulk":
         lines = body.decode().splitlines() if isinstance(body, bytes) else str(body).splitlines()
-        return [(json.loads(line)["create"]["_index"], "add") for line in lines if '"create"' in line[:12]]
+        actions = [json.loads(line) for line in lines[0::2]]  # action, document, action, ...
+        return [(a["create"]["_index"], "add" if "-events-" in a["create"]["_index"] else "write") if "create" in a
+                else (a["index"]["_index"], "write") for a in actions]
     if parts[0] == "_cat":
         return [(parts[2], "list")]
     if parts[0] == "_plugins" and parts[1] == "_ism" and parts[2] == "add":
@@ -135,6 +137,8 @@ def work(opensearch_url: str) -> Iterator[tuple[str, dict[str, list[Request]]]]:
         assert [d.id for d in detect.find("alerts", {"status": "closed"})] == ["a1"]
         assert [d.id for d in detect.iter_all("alerts")] == ["a1"]
         assert detect.delete("alerts", "a1")
+        assert detect.create_documents("intel_indicators", [("i1", {"value": "x"})]) == [True]  # bulk writes
+        assert isinstance(detect.put_documents("intel_indicators", [DocWrite("i1", {"value": "y"})])[0], int)
         out["detect"] = recorded[-1].requests
 
         service = _open(url, unique_name, recorded)

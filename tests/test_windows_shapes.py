@@ -44,7 +44,6 @@ PROVIDERS = {SYSMON: "Microsoft-Windows-Sysmon", "Security": "Microsoft-Windows-
 
 LSASS = "1964fc7e-01a3-4848-974a-2b1f2b0f0beb"
 NTDS_SYSMON = "467ed212-81ac-4f9c-82e6-4017b31c395b"
-NTDS_4688 = "1d7f3a52-9c4e-4f0b-8e2a-6b5d0c9e7a31"
 SCRIPT_BLOCK = "8aeb124a-deff-49cb-84ed-cd45cb9e4055"
 TASK = "049929b3-c849-4fb2-b962-e7fd666acbb5"
 PRIVILEGED_GROUP = "1ea55c24-df9f-4ba5-b5d8-a553dd6b09df"
@@ -80,7 +79,7 @@ ATTACKS: list[tuple[str, dict[str, Any], set[str]]] = [
         "SubjectDomainName": "SOTNMT", "SubjectLogonId": "0x8f12ab", "NewProcessId": "0x1a2c",
         "NewProcessName": "C:\\Windows\\System32\\reg.exe", "TokenElevationType": "%%1937", "ProcessId": "0x158c",
         "CommandLine": "reg save HKLM\\SAM C:\\Windows\\Temp\\sam.save", "ParentProcessName": "C:\\Windows\\System32\\cmd.exe",
-        "MandatoryLabel": "S-1-16-12288"}), {NTDS_4688}),
+        "MandatoryLabel": "S-1-16-12288"}), {NTDS_SYSMON}),  # process_creation reads 4688 too
     ("4104 script block", _event(POWERSHELL, 4104, 4, {
         "MessageNumber": "1", "MessageTotal": "1", "ScriptBlockId": "4f2a1c1e-9d55-4b8e-a0c3-5b1d7f0e2a11",
         "ScriptBlockText": "function Invoke-Mimikatz\n{\n<#\n.SYNOPSIS\nMimikatz 2.0", "Path": "C:\\Users\\quantri\\m.ps1"}),
@@ -343,16 +342,18 @@ def test_sigma_logsource_of_windows_events(channel: str, eid: int, expected: dic
 # ---- real attack recordings (OTRF): atomic Windows datasets (flat JSON, NXLog-like), Log4Shell on Linux ----
 OTRF = {
     # (tactic folder, archive stem): {rule id: alerts}
-    ("credential_access", "empire_shell_reg_dump_sam"): {NTDS_SYSMON: 1, NTDS_4688: 1},
+    # process_creation rules read Security 4688 as well as Sysmon 1 (tests/test_windows_4688.py): these
+    # recordings hold both events of each process start, so the one rule alerts on each
+    ("credential_access", "empire_shell_reg_dump_sam"): {NTDS_SYSMON: 2},
     ("credential_access", "psh_lsass_memory_dump_comsvcs"): {LSASS: 2},
     ("credential_access", "rdp_interactive_taskmanager_lsass_dump"): {LSASS: 2},
-    ("credential_access", "cmd_psexec_lsa_secrets_dump"): {NTDS_SYSMON: 1, NTDS_4688: 1,
+    ("credential_access", "cmd_psexec_lsa_secrets_dump"): {NTDS_SYSMON: 2,
                                                            "5b933f5e-7136-46f0-86ad-e91958f6dcb3": 8,
                                                            "89910e06-8248-458b-bf75-658f6a475ff4": 1},
     ("persistence", "empire_persistence_registry_modification_run_keys_elevated_user"): {
         "0c390f99-f8aa-47f0-877a-246ef4f2e48d": 1},
     ("persistence", "empire_schtasks_creation_standard_user"): {TASK: 1},
-    ("lateral_movement", "empire_wmi_dcerpc_wmi_IWbemServices_ExecMethod"): {"52cbc2cf-6af8-444e-be27-9365c9c5215c": 1},
+    ("lateral_movement", "empire_wmi_dcerpc_wmi_IWbemServices_ExecMethod"): {"52cbc2cf-6af8-444e-be27-9365c9c5215c": 2},
 }
 
 

@@ -6,7 +6,8 @@ record per write that took effect, under the principal it was made for:
 
 * ``create`` -> ``<collection>.create``; ``put`` -> ``<collection>.update`` (``.create`` when
   the document did not exist); ``delete`` -> ``<collection>.delete``; the target is
-  ``<collection>/<id>``;
+  ``<collection>/<id>``; the bulk ``create_documents``/``put_documents`` record the same, one
+  record per document written (a put reads each document first, as ``put`` does);
 * the details name the changed top-level fields (``fields``) and, for those whose old and new
   values are both small scalars (``null``, booleans, numbers, texts up to
   :data:`SMALL_TEXT` characters), the values (``values: {field: {old, new}}``); values of
@@ -43,9 +44,10 @@ from typing import Any
 from soc.access import Principal
 from soc.audit.record import AUDIT
 from soc.audit.trail import AuditTrail
+from soc.errors import SocError
 from soc.model import Event, iso
 from soc.secrets import is_secret_name
-from soc.store.base import Bucket, Doc, DocPage, Match, Store, WriteResult
+from soc.store.base import Bucket, Doc, DocPage, DocWrite, Match, Store, WriteResult
 
 __all__ = ["NOT_AUDITED", "SMALL_TEXT", "AuditedStore", "changes"]
 
@@ -136,6 +138,35 @@ class AuditedStore:
         elif details["fields"]:
             self._record(f"{collection}.update", collection, id, details)
         return version
+
+    def create_documents(self, collection: str, docs: Sequence[tuple[str, dict[str, Any]]]
+                         ) -> list[bool | SocError]:
+        results = self._store.create_documents(collection, docs)
+        if collection not in NOT_AUDITED:
+            for (id_, body), created in zip(docs, results, strict=True):
+                if created is True:
+                    self._record(f"{collection}.create", collection, id_, changes(None, body))
+        return results
+
+    def put_documents(self, collection: str, writes: Sequence[DocWrite]) -> list[int | SocError]:
+        if collection in NOT_AUDITED:
+            return self._store.put_documents(collection, writes)
+        befores: dict[str, dict[str, Any] | None] = {}
+        for write in writes:
+            if write.id not in befores:
+                before = self._store.get(collection, write.id)
+                befores[write.id] = before.body if before is not None else None
+        results = self._store.put_documents(collection, writes)
+        for write, result in zip(writes, results, strict=True):
+            if isinstance(result, SocError):
+                continue
+            details = changes(befores[write.id], write.body)
+            if befores[write.id] is None:
+                self._record(f"{collection}.create", collection, write.id, details)
+            elif details["fields"]:
+                self._record(f"{collection}.update", collection, write.id, details)
+            befores[write.id] = write.body  # a later write of the same id changes this one
+        return results
 
     def delete(self, collection: str, id: str) -> bool:
         if collection in NOT_AUDITED:

@@ -43,6 +43,11 @@ HELP = (
     "times out or answers from only some shards fails that run: the rule's health says so "
     '(last_timed_out), the watermark stays, and the window is retried -- never cut short '
     'silently.\n\n'
+    '[bold]Also run.[/] As `soc run` does: the rules over the logs already in the search cluster '
+    '(setting search_sources, queried in place; their own watermarks and leases) and, with '
+    'intel.enabled, the threat-intel jobs: the feeds, indicator matching of the newly stored events '
+    'and the retro-hunt (a watermark moved by compare-and-set, and alerts are create-only, so '
+    'several processes may run them; --no-intel leaves them to another process).\n\n'
     'Examples:\n\n'
     'soc detect --store-url opensearch://es1:9200 --owner detect-a\n\n'
     'soc detect --store-url sqlite:///soc-data/soc.db --rules detections --once\n'
@@ -103,6 +108,9 @@ def detect(
         "Use 0 on a single node.", show_default=False)] = None,
     log_runs: Annotated[bool, typer.Option(
         "--log-runs/--quiet", help="Print one JSON line per run on stdout (rule, window, owner, alerts, error).")] = True,
+    intel: Annotated[bool, typer.Option(
+        "--intel/--no-intel", help="Also run the threat-intel jobs when intel.enabled (feeds, indicator "
+        "matching, retro-hunt; with --once: one matching cycle).")] = True,
 ) -> None:
     from soc.app import App
     from soc.config import load_settings
@@ -133,29 +141,49 @@ def detect(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     timing = app.timing(interval=interval, overlap=overlap, settle=settle, lease=lease)
-    runner = app.rule_runner(timing=timing, owner=owner, on_run=_printer(log_runs))
+    printer = _printer(log_runs)
+    runner = app.rule_runner(timing=timing, owner=owner, on_run=printer)
+    sources = app.search_source_runners(timing=timing, owner=runner.owner, on_run=printer)  # in-place logs
+    intel = intel and settings.intel.enabled
     workers = max_concurrent if max_concurrent is not None else settings.detection.max_concurrent_rules
     typer.echo(f"soc detect: {len(detections)} rules on {shown} as {runner.owner} (interval {timing.interval:g} s, "
                f"overlap {timing.overlap:g} s, settle {timing.settle:g} s, lease {timing.lease:g} s, "
-               f"{workers} at a time)", err=True)
+               f"{workers} at a time)"
+               + "".join(f"; {len(d)} rules on search source {r.store.source.name}" for r, d in sources)
+               + ("; threat-intel jobs" if intel else ""), err=True)
     try:
         if once:
             results = runner.run_all_once(detections, workers)
+            total = len(detections)
+            for source_runner, source_detections in sources:
+                results += source_runner.run_all_once(source_detections, workers)
+                total += len(source_detections)
             failed = [r for r in results if r.error]
-            typer.echo(f"ran {len(results)} of {len(detections)} rules (the others were held by another "
+            typer.echo(f"ran {len(results)} of {total} rules (the others were held by another "
                        f"scheduler or had nothing new); {sum(len(r.created) for r in results)} new alerts; "
                        f"{len(failed)} failed", err=True)
+            if intel:
+                figures = app.intel_matching().run_once()
+                typer.echo(f"indicator matching: {figures.get('events', 0)} events, {figures.get('alerts', 0)} "
+                           "new alerts", err=True)
             if failed:
                 raise typer.Exit(1)
             return
         scheduler = app.detection_scheduler(runner, workers=workers)
+        extra = app.search_source_schedulers(sources, workers=workers)
+        if intel:
+            app.register_intel_jobs(scheduler.scheduler)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         scheduler.start()
+        for each in extra:
+            each.start()
         stop.wait()
         typer.echo("stopping: finishing the runs in progress (their leases are released)", err=True)
         scheduler.stop()
+        for each in extra:
+            each.stop()
     finally:
         app.close()
 

@@ -154,7 +154,7 @@ def _backend_class(dialect: str) -> BackendFactory:
 
 @cache
 def _backend(dialect: str, pipelines: tuple[str, ...]) -> Any:
-    return _backend_class(dialect)(build_pipeline(pipelines))
+    return _backend_class(dialect)(build_pipeline(pipelines, in_place=dialect == "dsl-inplace"))
 
 
 def query_fields(rule: SigmaRule) -> list[str]:

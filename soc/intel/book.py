@@ -16,13 +16,17 @@ needs no write: the matcher checks the validity of an indicator at match time.
 **Changes** carry ``updated_at`` (the matcher reloads what changed since it last looked) and
 ``hunt_pending`` (the indicator is new or valid again and has not been searched over the stored
 events yet: :mod:`soc.intel.hunting`). Writes are compare-and-set, retried on a lost race.
+
+**Bulk.** :meth:`IndicatorBook.take` reads a feed page's stored indicators with one query per
+500 ids and writes the page with one ``put_documents`` (create-only for new indicators,
+compare-and-set for the others): a few requests per 5,000 indicators instead of one each. The
+writes that lose a race are merged again one by one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +36,7 @@ from soc.errors import SocError
 from soc.intel.indicators import TLP_LEVELS, IndicatorError, Observable, indicator_id, normalize
 from soc.intel.patterns import parse_pattern
 from soc.model import iso, parse_iso
-from soc.store.base import Conflict, Doc, DocQuery, Store
+from soc.store.base import Conflict, Doc, DocQuery, DocWrite, Store
 
 __all__ = ["INDICATORS", "IndicatorBook", "IntelError", "Item", "is_live"]
 
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 INDICATORS = "intel_indicators"
 MANUAL = "manual"
 _RETRIES = 8
+_PAGE = 5000  # indicators merged with one bulk read and one bulk write
 
 
 class IntelError(SocError):
@@ -82,11 +87,11 @@ class IndicatorBook:
     """Indicators in a store: merge from feeds, add and revoke by hand, list, look up."""
 
     def __init__(self, store: Store, *, clock: Clock = system_clock, workers: int | None = None) -> None:
-        """``workers``: merges written at the same time by :meth:`take` (default: 8 on a search
-        store, whose writes are network round trips; 1 on SQLite, whose writes serialize anyway)."""
+        """``workers`` is accepted for compatibility and unused: :meth:`take` reads and writes
+        a feed page in bulk (one request each per few thousand indicators)."""
         self.store = store
         self.clock = clock
-        self.workers = workers if workers is not None else (8 if store.dialect == "dsl" else 1)
+        self.workers = workers
 
     # -- writing -----------------------------------------------------------------------------
     def take(self, feed: str, items: Iterable[Item], *, confidence: int = 50, tlp: str = "amber",
@@ -108,16 +113,8 @@ class IndicatorBook:
                     counts["unmatchable"] += 1
                 work.append((observable, entry))
         outcomes: list[str] = []
-        for start in range(0, len(work), 5000):
-            chunk = work[start:start + 5000]
-            known = self._known(chunk) if len(chunk) > 20 else None
-            if self.workers > 1 and len(chunk) > 50:
-                # a search store answers each write over the network: many at once (each one is a
-                # compare-and-set of its own document, so concurrent merges of one value stay exact)
-                with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="soc-intel-take") as pool:
-                    outcomes += pool.map(lambda w, known=known: self._merge(w[0], w[1], now, known), chunk)
-            else:
-                outcomes += [self._merge(observable, entry, now, known) for observable, entry in chunk]
+        for start in range(0, len(work), _PAGE):
+            outcomes += self._merge_page(work[start:start + _PAGE], now)
         for outcome in outcomes:
             counts[outcome] += 1
         return counts
@@ -200,45 +197,50 @@ class IndicatorBook:
             known.update({d.id: d for d in page.docs})
         return known
 
-    def _merge(self, observable: Observable, entry: dict[str, Any], now: datetime,
-               known: dict[str, Doc | None] | None = None) -> str:
-        id_ = indicator_id(observable.type, observable.value)
-        stamp = iso(now)
-        for attempt in range(_RETRIES):
-            if attempt == 0 and known is not None and id_ in known:
-                doc = known[id_]  # read with the others; a stale one loses its compare-and-set
-            else:
-                doc = self.store.get(INDICATORS, id_)
-            if doc is None:
-                body = {"type": observable.type, "value": observable.value, "cidr": observable.cidr,
-                        "first_seen": stamp, "feeds": [dict(entry, first_seen=stamp)]}
-                _summarize(body)
-                body.update(updated_at=stamp, hunt_pending=not body["revoked"] and body["matchable"])
-                if self.store.create(INDICATORS, id_, body):
-                    return "new"
+    def _merge_page(self, work: list[tuple[Observable, dict[str, Any]]], now: datetime) -> list[str]:
+        """Merge a page of a feed: the stored indicators read in bulk, every item merged in
+        memory (in order: two items of one value merge as two single merges would), one bulk
+        write of compare-and-sets (create-only for new ones). A write that loses its race
+        (another feed or process wrote the indicator since the read) is merged again on its own."""
+        known = self._known(work)
+        state: dict[str, tuple[int | None, dict[str, Any] | None]] = {
+            id_: (doc.version, doc.body) if doc is not None else (None, None) for id_, doc in known.items()}
+        outcomes: list[str] = []
+        items_of: dict[str, list[int]] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        for i, (observable, entry) in enumerate(work):
+            id_ = indicator_id(observable.type, observable.value)
+            version, body = state[id_]
+            outcome, merged = _merged(observable, entry, body, now)
+            outcomes.append(outcome)
+            items_of.setdefault(id_, []).append(i)
+            if merged is not None:
+                state[id_] = (version, merged)
+                changed[id_] = merged
+        writes = [DocWrite(id_, body, expected_version=state[id_][0] or 0) for id_, body in changed.items()]
+        results = self.store.put_documents(INDICATORS, writes) if writes else []
+        for write, result in zip(writes, results, strict=True):
+            if isinstance(result, int):
                 continue
-            body = dict(doc.body)
-            was_live = is_live(body, now)
-            feeds = [dict(f) for f in body.get("feeds") or []]
-            old = next((f for f in feeds if f["feed"] == entry["feed"]), None)
-            same = False
-            if old is not None:
-                same = all(old.get(k) == entry.get(k) for k in entry if k != "last_seen")
-                if same and old.get("last_seen", "")[:13] == stamp[:13]:
-                    return "unchanged"  # seen this hour already: no write
-                feeds[feeds.index(old)] = dict(entry, first_seen=old.get("first_seen", stamp))
-            else:
-                feeds.append(dict(entry, first_seen=stamp))
-            body["feeds"] = feeds
-            _summarize(body)
-            body["updated_at"] = stamp
-            if is_live(body, now) and not was_live:
-                body["hunt_pending"] = True
+            if not isinstance(result, Conflict):
+                log.info("indicator %s: bulk write failed (%s); writing it on its own", write.id, result)
+            for i in items_of[write.id]:  # again, one by one, from what is stored now
+                outcomes[i] = self._merge(*work[i], now)
+        return outcomes
+
+    def _merge(self, observable: Observable, entry: dict[str, Any], now: datetime) -> str:
+        """One item merged on its own: read, merge, compare-and-set, retried on a lost race."""
+        id_ = indicator_id(observable.type, observable.value)
+        for _ in range(_RETRIES):
+            doc = self.store.get(INDICATORS, id_)
+            outcome, body = _merged(observable, entry, doc.body if doc is not None else None, now)
+            if body is None:
+                return outcome
             try:
-                self.store.put(INDICATORS, id_, body, expected_version=doc.version)
+                self.store.put(INDICATORS, id_, body, expected_version=doc.version if doc is not None else 0)
             except Conflict:
                 continue
-            return "unchanged" if same else "updated"
+            return outcome
         raise IntelError(f"indicator {observable.value!r}: changed by others too often")
 
     # -- reading -----------------------------------------------------------------------------
@@ -309,6 +311,38 @@ class IndicatorBook:
             now = self.clock()
             docs = [d for d in docs if is_live(d.body, now)]
         return docs, result.cursor, result.total
+
+
+def _merged(observable: Observable, entry: dict[str, Any], stored: dict[str, Any] | None,
+            now: datetime) -> tuple[str, dict[str, Any] | None]:
+    """A feed's entry merged into the stored body (None: not stored yet): the outcome (``new``,
+    ``updated``, ``unchanged``) and the body to write (None: nothing to write -- the same entry
+    was seen this hour already)."""
+    stamp = iso(now)
+    if stored is None:
+        body = {"type": observable.type, "value": observable.value, "cidr": observable.cidr,
+                "first_seen": stamp, "feeds": [dict(entry, first_seen=stamp)]}
+        _summarize(body)
+        body.update(updated_at=stamp, hunt_pending=not body["revoked"] and body["matchable"])
+        return "new", body
+    body = dict(stored)
+    was_live = is_live(body, now)
+    feeds = [dict(f) for f in body.get("feeds") or []]
+    old = next((f for f in feeds if f["feed"] == entry["feed"]), None)
+    same = False
+    if old is not None:
+        same = all(old.get(k) == entry.get(k) for k in entry if k != "last_seen")
+        if same and old.get("last_seen", "")[:13] == stamp[:13]:
+            return "unchanged", None  # seen this hour already: no write
+        feeds[feeds.index(old)] = dict(entry, first_seen=old.get("first_seen", stamp))
+    else:
+        feeds.append(dict(entry, first_seen=stamp))
+    body["feeds"] = feeds
+    _summarize(body)
+    body["updated_at"] = stamp
+    if is_live(body, now) and not was_live:
+        body["hunt_pending"] = True
+    return ("unchanged" if same else "updated"), body
 
 
 def _when(text: str | None) -> str | None:

@@ -45,7 +45,6 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,8 +66,6 @@ MEDIA_STIX = "application/stix+json;version=2.1"
 #: a write's pending block older than this no longer holds readers back (its writer is gone)
 PENDING_SECONDS = 300
 _CHUNK = 500  # object ids per lookup (the store's limit on `in` values)
-#: documents written at the same time by one request (the store protocol writes one per call)
-_WRITERS = 16
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]$")
 _ID = re.compile(r"^([a-z0-9][a-z0-9-]{1,248}[a-z0-9])--([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                  r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
@@ -317,12 +314,11 @@ class TaxiiObjects:
                       "marks": _marks(v.version_us, versions[v.object_id]), "added_us": added_us,
                       "seq": first_seq + offset, "stix": v.stix})
                     for offset, v in enumerate(new)]
-            if len(docs) < _WRITERS * 4:
-                for doc_id, body in docs:
-                    self.store.create(OBJECTS, doc_id, body)
-            else:  # one request per document: a few at a time (the store is shared between threads)
-                with ThreadPoolExecutor(_WRITERS, thread_name_prefix="taxii-write") as pool:
-                    list(pool.map(lambda item: self.store.create(OBJECTS, *item), docs))
+            # one bulk create (a few requests on a search store); False: the id exists (a
+            # retried write of this block), which is what a create would have said too
+            for result in self.store.create_documents(OBJECTS, docs):
+                if isinstance(result, SocError):
+                    raise result
             for object_id, docs in existing.items():
                 if object_id in versions:
                     for doc in docs.values():

@@ -11,7 +11,9 @@ runs, report snapshots, the outbox) lives in named *collections* of JSON documen
 version number. ``create`` is create-only (returns ``False`` when the id exists: this is what
 makes alerts and playbook runs idempotent); ``put`` with ``expected_version`` is a
 compare-and-set that raises :class:`Conflict` when someone else wrote first (this is what
-makes scheduler leases safe across processes).
+makes scheduler leases safe across processes). ``create_documents``/``put_documents`` do the
+same for many documents in one transaction or bulk request (a feed page of indicators, a TAXII
+envelope), with each document's outcome reported on its own.
 
 **Agency filters** -- the methods that read events take ``agencies``: only events whose
 ``organization.id`` is one of them (``None``: no filter; empty: nothing); ``find``,
@@ -80,6 +82,17 @@ class Doc:
     id: str
     version: int
     body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DocWrite:
+    """One write of :meth:`Store.put_documents`: what ``put(collection, id, body,
+    expected_version)`` would write (``expected_version``: None overwrites, 0 must not exist,
+    a version is a compare-and-set)."""
+
+    id: str
+    body: dict[str, Any]
+    expected_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +229,22 @@ class Store(Protocol):
     def create(self, collection: str, id: str, body: dict[str, Any]) -> bool: ...
 
     def get(self, collection: str, id: str) -> Doc | None: ...
+
+    def create_documents(self, collection: str, docs: Sequence[tuple[str, dict[str, Any]]]
+                         ) -> list[bool | SocError]:
+        """:meth:`create` of each ``(id, body)`` in one request or transaction (one bulk
+        request per few thousand on a search store): per document, in order, ``True``
+        (created), ``False`` (the id exists -- also a second one of the same id in ``docs``) or
+        the error that refused it. The batch is not atomic: the others are written all the same,
+        and a retry of the whole batch is safe (what exists is reported ``False``)."""
+        ...
+
+    def put_documents(self, collection: str, writes: Sequence[DocWrite]) -> list[int | SocError]:
+        """:meth:`put` of each write, in order, in one request or transaction: per write the
+        new version, :class:`Conflict` (a lost compare-and-set, as ``put`` would raise) or the
+        error that refused it; the others are written all the same. Writes of one id apply in
+        order."""
+        ...
 
     def put(
         self, collection: str, id: str, body: dict[str, Any], expected_version: int | None = None

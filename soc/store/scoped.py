@@ -50,6 +50,7 @@ from typing import Any, NoReturn
 
 from soc.access import Forbidden, Principal, Scope
 from soc.agencies import AgencyTree
+from soc.errors import SocError
 from soc.model import Event
 from soc.store.base import (
     Bucket,
@@ -57,6 +58,7 @@ from soc.store.base import (
     Doc,
     DocPage,
     DocQuery,
+    DocWrite,
     EventPage,
     EventQuery,
     Match,
@@ -268,6 +270,32 @@ class ScopedStore:
         if stored is not None:  # create-only: nothing to write
             return False
         return self._store.create(collection, id, body)
+
+    def create_documents(self, collection: str, docs: Sequence[tuple[str, dict[str, Any]]]
+                         ) -> list[bool | SocError]:
+        """Unscoped: the wrapped store's bulk write. Scoped: :meth:`create` of each document
+        (each needs its stored version checked), a refusal being that document's error."""
+        if self._agencies is None:
+            return self._store.create_documents(collection, docs)
+        results: list[bool | SocError] = []
+        for id_, body in docs:
+            try:
+                results.append(self.create(collection, id_, body))
+            except SocError as error:
+                results.append(error)
+        return results
+
+    def put_documents(self, collection: str, writes: Sequence[DocWrite]) -> list[int | SocError]:
+        """Unscoped: the wrapped store's bulk write. Scoped: :meth:`put` of each write."""
+        if self._agencies is None:
+            return self._store.put_documents(collection, writes)
+        results: list[int | SocError] = []
+        for write in writes:
+            try:
+                results.append(self.put(collection, write.id, write.body, write.expected_version))
+            except SocError as error:
+                results.append(error)
+        return results
 
     def get(self, collection: str, id: str) -> Doc | None:
         if self._agencies is not None and collection not in OWNERS:

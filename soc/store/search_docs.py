@@ -21,6 +21,11 @@ collection this store instance wrote since its last refresh (read-your-writes in
 without a refresh per write); writes of other processes show within the index refresh
 interval (1 s by default).
 
+**Bulk writes.** ``create_documents``/``put_documents`` send the same writes as ``create``/``put``
+(``create``, or ``index`` with ``if_seq_no``/``if_primary_term``) through ``_bulk``, a few
+thousand per request, and read each item's own status: 409 is that document's ``False`` or
+:class:`~soc.store.base.Conflict`, anything else that document's error.
+
 **Alerts for Kibana.** Every write of the ``alerts`` collection is also copied, with Elastic's
 ``kibana.alert.*`` fields and a date ``@timestamp``, into its own mapped index
 (:mod:`soc.store.search_alerts_index`); the collection itself and this API are unchanged.
@@ -31,16 +36,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import orjson
 
+from soc.errors import SocError
 from soc.store import search_mappings as maps
-from soc.store.base import Conflict, Doc, OwnedBy, StoreError
+from soc.store.base import Conflict, Doc, DocWrite, OwnedBy, StoreError
 from soc.store.search_alerts_index import ALERTS_COLLECTION, alerts_index, kibana_alert
-from soc.store.search_client import HTTPError
+from soc.store.search_client import HTTPError, error_reason
 from soc.store.search_query import doc_query, doc_sort, owned_by_filters
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,10 @@ log = logging.getLogger(__name__)
 TERM_BITS = 40
 _GET_RETRIES = 8  # about 2 s of waiting for a new index's shard to start
 _SEQ_MASK = (1 << TERM_BITS) - 1
+#: documents per ``_bulk`` request of :meth:`DocumentCollections.create_documents` and
+#: ``put_documents``, and the most bytes of one (well under ``http.max_content_length``)
+BULK_DOCS = 2000
+BULK_BYTES = 8 << 20
 
 
 def encode_version(seq_no: int, primary_term: int) -> int:
@@ -75,6 +85,7 @@ class SearchHost(Protocol):
     tables the store creates empty."""
 
     prefix: str
+    write_timeout: float
     _dirty: set[str]
     """Indices this instance wrote since their last refresh."""
     _doc_indices: dict[str, str]
@@ -158,6 +169,95 @@ class DocumentCollections(SearchHost):
                 return False
             raise StoreError(f"{collection}/{id}: create failed: {error.reason}") from error
         return True
+
+    def create_documents(self, collection: str, docs: Sequence[tuple[str, dict[str, Any]]]
+                         ) -> list[bool | SocError]:
+        items = self._doc_bulk(collection, [(id_, body, 0) for id_, body in docs])
+        results: list[bool | SocError] = []
+        for (id_, _), item in zip(docs, items, strict=True):
+            if isinstance(item, SocError):
+                results.append(item)
+            elif item["status"] == 409:
+                results.append(False)
+            elif item["status"] in (200, 201):
+                results.append(True)
+            else:
+                results.append(StoreError(f"{collection}/{id_}: create failed: {error_reason(item.get('error'))}"))
+        return results
+
+    def put_documents(self, collection: str, writes: Sequence[DocWrite]) -> list[int | SocError]:
+        items = self._doc_bulk(collection, [(w.id, w.body, w.expected_version) for w in writes])
+        results: list[int | SocError] = []
+        for write, item in zip(writes, items, strict=True):
+            if isinstance(item, SocError):
+                results.append(item)
+            elif item["status"] == 409:
+                results.append(Conflict(f"{collection}/{write.id}: expected version {write.expected_version}, but "
+                                        "the document changed, exists or was deleted since"))
+            elif item["status"] in (200, 201):
+                results.append(encode_version(item["_seq_no"], item["_primary_term"]))
+            else:
+                results.append(StoreError(f"{collection}/{write.id}: write failed: {error_reason(item.get('error'))}"))
+        return results
+
+    def _doc_bulk(self, collection: str, writes: list[tuple[str, dict[str, Any], int | None]]
+                  ) -> list[dict[str, Any] | SocError]:
+        """The ``_bulk`` items of these writes (``expected_version`` as :meth:`put` takes it), in
+        order: each item's answer (``status``, ``_seq_no``, ``_primary_term``, ``error``) or the
+        error that kept it from being sent. Creates the collection's index when the cluster
+        does not create indices automatically; keeps the Kibana copies of alerts in step."""
+        index = self._doc_index(collection)
+        items: list[dict[str, Any] | SocError] = []
+        lines: list[bytes] = []
+        for id_, body, expected in writes:
+            action: dict[str, Any] = {"_index": index, "_id": id_}
+            try:
+                if expected:
+                    action["if_seq_no"], action["if_primary_term"] = decode_version(expected)
+                lines.append(b"%s\n%s\n" % (orjson.dumps({"create" if expected == 0 else "index": action}),
+                                             orjson.dumps({**body, maps.DOC_ID_FIELD: id_})))
+                items.append({})
+            except Conflict as error:  # a version this store never issued: that write's conflict
+                items.append(error)
+            except (TypeError, orjson.JSONEncodeError) as error:
+                items.append(StoreError(f"{collection}/{id_}: write failed: {error}"))
+        sent = [i for i, item in enumerate(items) if not isinstance(item, SocError)]
+        answers = self._bulk_lines(collection, lines)
+        if any(a["status"] == 404 and "index_not_found" in str(a.get("error")) for a in answers):
+            self._create_index(index)  # automatic index creation is off on this cluster
+            missing = [k for k, a in enumerate(answers) if a["status"] == 404]
+            for k, again in zip(missing, self._bulk_lines(collection, [lines[k] for k in missing]), strict=True):
+                answers[k] = again
+        for i, answer in zip(sent, answers, strict=True):
+            items[i] = answer
+        if sent:
+            self._dirty.add(index)
+        if collection == ALERTS_COLLECTION:
+            for (id_, body, _), item in zip(writes, items, strict=True):
+                if isinstance(item, dict) and item["status"] in (200, 201):
+                    self._copy_alert(id_, body, item)
+        return items
+
+    def _bulk_lines(self, collection: str, lines: list[bytes]) -> list[dict[str, Any]]:
+        """Each bulk line pair's item answer, sent :data:`BULK_DOCS` (or :data:`BULK_BYTES`) at
+        a time; a whole request refused is a StoreError (nothing of it is known to be written)."""
+        answers: list[dict[str, Any]] = []
+        start = 0
+        while start < len(lines):
+            end, size = start, 0
+            while end < len(lines) and end - start < BULK_DOCS and (size == 0 or size + len(lines[end]) <= BULK_BYTES):
+                size += len(lines[end])
+                end += 1
+            try:
+                resp = self._call("POST", "/_bulk", body=b"".join(lines[start:end]), ndjson=True,
+                                  timeout=self.write_timeout, what=f"writing {end - start} documents of {collection}",
+                                  params={"filter_path": "items.*.status,items.*.error,items.*._seq_no,"
+                                                         "items.*._primary_term"})
+            except HTTPError as error:
+                raise StoreError(f"writing {end - start} documents of {collection} failed: {error.reason}") from error
+            answers.extend(next(iter(item.values())) for item in resp["items"])
+            start = end
+        return answers
 
     def get(self, collection: str, id: str) -> Doc | None:
         path = f"/{self._doc_index(collection)}/_doc/{quote(id, safe='')}"

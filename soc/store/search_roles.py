@@ -134,7 +134,8 @@ def store_role(process: str, prefix: str = "soc") -> StoreRole:
     if reads:
         grants.append(Grant(docs, _DOCS, ("read", "write", "create_index", "maintenance"),
                             "document collections: read, write, create"))
-    cluster_os = [*_SETUP_OPENSEARCH, *(("indices:data/write/bulk",) if writes else ()),
+    # documents are written in bulk too (indicators, TAXII objects: ``put_documents``)
+    cluster_os = [*_SETUP_OPENSEARCH, *(("indices:data/write/bulk",) if writes or reads else ()),
                   *(("cluster_composite_ops_ro",) if reads else ())]
     return StoreRole(process, prefix, tuple(cluster_os), _SETUP_ELASTICSEARCH, tuple(grants))
 

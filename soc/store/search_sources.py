@@ -113,6 +113,12 @@ class InPlaceEvents:
     def delete(self, collection: str, id: str) -> bool:
         return self.store.delete(self._collection(collection), id)
 
+    def create_documents(self, collection: str, docs: Any) -> Any:
+        return self.store.create_documents(self._collection(collection), docs)
+
+    def put_documents(self, collection: str, writes: Any) -> Any:
+        return self.store.put_documents(self._collection(collection), writes)
+
     def find(self, collection: str, *args: Any, **kwargs: Any) -> Any:
         return self.store.find(self._collection(collection), *args, **kwargs)
 

@@ -8,12 +8,13 @@ body."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 
-from soc.store.base import Conflict, Doc, OwnedBy, StoreError
+from soc.errors import SocError
+from soc.store.base import Conflict, Doc, DocWrite, OwnedBy, StoreError
 from soc.store.sqlite_doc_fields import PROJECTED, field_table
 from soc.store.sqlite_schema import SQLiteHost
 from soc.store.sqlite_sql import _PLAIN_KEY, _doc_field_sql, _transaction, quote_ident
@@ -51,6 +52,81 @@ class SQLiteDocuments(SQLiteHost):
             "INSERT OR IGNORE INTO docs (collection, id, version, body) VALUES (?, ?, 1, ?)",
             (collection, id, orjson.dumps(body).decode()))
         return cursor.rowcount == 1
+
+    def create_documents(self, collection: str, docs: Sequence[tuple[str, dict[str, Any]]]
+                         ) -> list[bool | SocError]:
+        """One transaction: the ids already stored are read (500 at a time), the others inserted
+        with one ``executemany``; a body that is no JSON is that document's error."""
+        results: list[bool | SocError] = [False] * len(docs)
+        rows: list[tuple[str, str, str]] = []
+        chosen: dict[str, int] = {}  # id -> the position of its first document
+        for i, (id_, body) in enumerate(docs):
+            try:
+                text = orjson.dumps(body).decode()
+            except (TypeError, orjson.JSONEncodeError) as error:
+                results[i] = StoreError(f"{collection}/{id_}: create failed: {error}")
+                continue
+            if id_ not in chosen:
+                chosen[id_] = i
+                rows.append((collection, id_, text))
+        if not rows:
+            return results
+        conn = self._conn()
+        with _transaction(conn, immediate=True):
+            stored: set[str] = set()
+            ids = list(chosen)
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                stored.update(r[0] for r in conn.execute(
+                    f"SELECT id FROM docs WHERE collection = ? AND id IN ({', '.join('?' * len(part))})",
+                    [collection, *part]))
+            conn.executemany("INSERT INTO docs (collection, id, version, body) VALUES (?, ?, 1, ?)",
+                             [row for row in rows if row[1] not in stored])
+        for id_, i in chosen.items():
+            results[i] = id_ not in stored
+        return results
+
+    def put_documents(self, collection: str, writes: Sequence[DocWrite]) -> list[int | SocError]:
+        """One transaction: the current versions are read (500 ids at a time), each write checked
+        against the version before it (a compare-and-set that loses writes nothing), the rest
+        written with one ``executemany``."""
+        results: list[int | SocError] = []
+        texts: list[str | None] = []
+        for write in writes:
+            try:
+                texts.append(orjson.dumps(write.body).decode())
+            except (TypeError, orjson.JSONEncodeError) as error:
+                texts.append(None)
+                results.append(StoreError(f"{collection}/{write.id}: write failed: {error}"))
+            else:
+                results.append(0)
+        if not any(text is not None for text in texts):
+            return results
+        conn = self._conn()
+        with _transaction(conn, immediate=True):
+            current: dict[str, int] = {}
+            ids = list(dict.fromkeys(w.id for w in writes))
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                current.update(conn.execute(
+                    f"SELECT id, version FROM docs WHERE collection = ? AND id IN ({', '.join('?' * len(part))})",
+                    [collection, *part]).fetchall())
+            rows: dict[str, tuple[str, str, int, str]] = {}  # the last write of each id
+            for i, (write, text) in enumerate(zip(writes, texts, strict=True)):
+                if text is None:
+                    continue
+                version = current.get(write.id, 0)
+                if write.expected_version is not None and write.expected_version != version:
+                    results[i] = Conflict(f"{collection}/{write.id}: expected version {write.expected_version}, "
+                                          f"found {version}")
+                    continue
+                current[write.id] = results[i] = version + 1
+                rows[write.id] = (collection, write.id, version + 1, text)
+            conn.executemany(
+                "INSERT INTO docs (collection, id, version, body) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, body = excluded.body",
+                list(rows.values()))
+        return results
 
     def get(self, collection: str, id: str) -> Doc | None:
         row = self._conn().execute(
