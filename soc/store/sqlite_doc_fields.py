@@ -45,6 +45,7 @@ import orjson
 
 from soc.store.doc_query import body_values, sort_value
 from soc.store.sqlite_doc_rollups import ensure_rollups
+from soc.store.sqlite_doc_text import ensure_text_tables, register_text_functions
 from soc.store.sqlite_sql import _doc_field_sql, _transaction, quote_ident
 
 __all__ = ["FILL_BATCH", "INDEXES", "LISTED", "PROJECTED", "ensure_field_tables", "field_table", "leads_to",
@@ -190,6 +191,7 @@ def ensure_field_tables(conn: sqlite3.Connection) -> None:
     have = dict(conn.execute("SELECT collection, fingerprint FROM doc_fields_meta").fetchall())
     if all(have.get(c) == f for c, f in wanted.items()):
         ensure_rollups(conn)
+        ensure_text_tables(conn)
         return
     with _transaction(conn, immediate=True):
         have = dict(conn.execute("SELECT collection, fingerprint FROM doc_fields_meta").fetchall())
@@ -212,6 +214,7 @@ def ensure_field_tables(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR REPLACE INTO doc_fields_meta (collection, fingerprint) VALUES (?, ?)",
                          (collection, fingerprint))
     ensure_rollups(conn)  # after the field tables: a rebuilt field table lost the triggers of the totals
+    ensure_text_tables(conn)  # the same for the free text and the hosts
 
 
 def _fill(conn: sqlite3.Connection, collection: str, statements: list[str]) -> None:
@@ -270,3 +273,4 @@ def register_doc_functions(conn: sqlite3.Connection) -> None:
     """The SQL functions document queries use, on one connection."""
     conn.create_function("soc_doc_values", 2, _doc_values, deterministic=True)
     conn.create_function("soc_doc_sort", 3, _doc_sort, deterministic=True)
+    register_text_functions(conn)

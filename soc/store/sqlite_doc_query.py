@@ -48,6 +48,14 @@ from soc.store.doc_query import (
 from soc.store.sqlite_doc_fields import LISTED, PROJECTED, field_table, leads_to, values_table
 from soc.store.sqlite_doc_groups import group_counts
 from soc.store.sqlite_doc_rollups import rollup_counts
+from soc.store.sqlite_doc_text import (
+    ALERT_TEXT,
+    HOST_KEY,
+    host_counts,
+    many_hold,
+    text_count,
+    text_sql,
+)
 from soc.store.sqlite_schema import SQLiteHost
 from soc.store.sqlite_search import _like
 from soc.store.sqlite_sql import quote_ident
@@ -70,6 +78,7 @@ class _Source:
         self.bodies = False  # set when an expression reads ``d.body``
         self.used: set[str] = set()  # the field-table columns expressions read
         self.id = "f.id" if self.table else "d.id"
+        self.walk_text = False  # a page of many alerts holding a free text: walk the order (sqlite_doc_text)
 
     def column(self, field: str) -> str | None:
         """The SQL of a field held in a column (``id`` or a field-table column), else None."""
@@ -219,6 +228,11 @@ def _text_sql(query: DocQuery, source: _Source) -> tuple[str, list[Any]]:
     assert query.text is not None
     parts, params = [], []
     for name in query.text_fields:
+        if name == ALERT_TEXT and source.table == "doc_fields_alerts":  # the alerts' folded text (FTS5)
+            sql, more = text_sql(source.id, query.text, walk=source.walk_text)
+            parts.append(sql)
+            params.extend(more)
+            continue
         column = source.column(name)
         if column is not None:
             sql, more = _contains(column, query.text)
@@ -293,6 +307,12 @@ def where_sql(query: DocQuery, source: _Source, owned_by: OwnedBy | None) -> tup
     return clauses, params
 
 
+def _text_alone(query: DocQuery, source: _Source, clauses: list[str]) -> bool:
+    """Whether the alerts' free text is a query's only condition (its count: the text table's)."""
+    return (source.table == "doc_fields_alerts" and query.text is not None and query.text_fields == (ALERT_TEXT,)
+            and len(clauses) == 1 and not query.filters)
+
+
 # -- keyset ---------------------------------------------------------------------------------------
 def _after(keys: list[tuple[str, list[Any]]], values: list[Any], descending: bool, i: int = 0) -> tuple[str, list[Any]]:
     """Rows strictly after ``values`` in the order of ``keys`` (``NULL`` the smallest)."""
@@ -325,6 +345,8 @@ class DocSearch(SQLiteHost):
         """One page of the documents matching ``query`` (see :class:`~soc.store.base.Store`)."""
         after = decode_doc_cursor(query, "sqlite") if query.cursor else None
         source = _Source(query.collection)
+        if query.text is not None and ALERT_TEXT in query.text_fields and source.table == "doc_fields_alerts":
+            source.walk_text = many_hold(self._doc_run, query.text)
         built = where_sql(query, source, owned_by)
         if built is None:
             return DocPage([], None, 0)
@@ -363,6 +385,9 @@ class DocSearch(SQLiteHost):
         rows = rows[:query.size]
         total, exact = len(rows), not more_rows and after is None
         if not exact and query.track_total:
+            if source.walk_text:  # a count starts from the alerts holding the text
+                source.walk_text = False
+                clauses, params = where_sql(query, source, owned_by) or (clauses, params)
             total, exact = self._doc_total(query, source, counted_bodies, clauses, params)
         cursor = encode_doc_cursor("sqlite", query, list(rows[-1][3:])) if more_rows else None
         return DocPage([Doc(r[0], r[1], orjson.loads(r[2])) for r in rows], cursor, total, exact)
@@ -377,6 +402,9 @@ class DocSearch(SQLiteHost):
 
     def _doc_total(self, query: DocQuery, source: _Source, bodies: bool, clauses: list[str],
                    params: list[Any]) -> tuple[int, bool]:
+        if _text_alone(query, source, clauses):
+            count = text_count(self._doc_run, query.text or "", query.track_total)
+            return (query.track_total, False) if count > query.track_total else (count, True)
         from_, first = source.from_(bodies)
         where = " AND ".join([*first[:1], *clauses]) or "1"
         sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {from_} WHERE {where} LIMIT ?)"
@@ -394,11 +422,19 @@ class DocSearch(SQLiteHost):
         rolled = rollup_counts(self._doc_run, self._edge_count, _value_test, query, fields, sizes, owned_by)
         if rolled is not None:  # alerts by agency, rule, level, status (and time): from the totals
             return rolled
+        if HOST_KEY in fields:  # alerts by rule and host: from the host table
+            hosts = host_counts(self._doc_run, _value_test, query, fields, sizes, owned_by)
+            if hosts is None:
+                raise ValueError(f"{HOST_KEY} groups alerts by rule and host, filtered on "
+                                 "rule, status, agency, level and first_seen only")
+            return hosts
         source = _Source(query.collection)
         built = where_sql(query, source, owned_by)
         if not fields:
             if built is None:
                 return [((), 0)]
+            if _text_alone(query, source, built[0]):
+                return [((), text_count(self._doc_run, query.text or ""))]
             from_, first = source.from_(source.bodies)
             where = " AND ".join([*first[:1], *built[0]]) or "1"
             return [((), int(self._doc_run(f"SELECT COUNT(*) FROM {from_} WHERE {where}",

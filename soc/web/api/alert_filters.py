@@ -13,13 +13,16 @@ in the alert's ``entities`` and correlation ``group``; ``user.name`` is the ``us
 user or the target user) -- and an alert with several hosts counts in each host's bucket. Alerts
 without a value of a grouped field are in no bucket (``total`` counts every matching alert).
 The store counts the groups of :data:`STORE_GROUPS` of a query it can run whole (status, rule,
-agency, level, time); otherwise the alerts are read (up to :data:`MAX_GROUP_SCAN`).
+agency, level, time); otherwise the alerts are read (up to :data:`MAX_GROUP_SCAN`) -- except
+by rule and host, or by host, which a store keeping the alerts' hosts counts
+(:data:`soc.store.sqlite_doc_text.HOST_KEY`: each alert once per host ignoring case, a bucket
+showing the spelling of its newest alert, as the reading shows the first alert read).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from fastapi import Query
@@ -30,6 +33,8 @@ from soc.alerts.query import lookup
 from soc.clock import Clock
 from soc.model import parse_iso
 from soc.store.base import Store
+from soc.store.sqlite_doc_text import HOST_KEY, TEXT_DIALECTS
+from soc.text import fold
 from soc.timeexpr import TimeRange
 from soc.web.api.doclist import DocList, Since, Until, iter_docs, time_range
 
@@ -138,14 +143,18 @@ ENTITY_PLACES = {"host": ("entities.host.name", "group.host.name"),
 
 def doc_list(query: AlertQuery, descending: bool) -> DocList:
     """The alerts of ``query`` as a document list sorted on its time field: the first entity
-    filter (host, source address, user) asked of the store in each of its places, whatever
-    else the store cannot ask tested on each alert read (:meth:`AlertQuery.matches`)."""
+    filter (host, source address, user) asked of the store in each of its places, the free text
+    asked of a store that keeps the alerts' folded text, whatever else the store cannot ask tested
+    on each alert read (:meth:`AlertQuery.matches`)."""
     entity = next((name for name in ENTITY_PLACES if getattr(query, name)), None)
     alternatives = tuple((place, "equals", getattr(query, entity)) for place in ENTITY_PLACES[entity]) if entity else ()
-    post = any(getattr(query, name) for name in ENTITY_PLACES if name != entity) or query.text or query.fields
+    rest = any(getattr(query, name) for name in ENTITY_PLACES if name != entity) or query.fields
+    post = rest or query.text
     window = TimeRange(parse_iso(query.since) if query.since else None, parse_iso(query.until) if query.until else None)
+    text_keep = replace(query, text=None).matches if rest else None
     return DocList("alerts", query.where(), query.time_field, descending, window,
-                   keep=query.matches if post else None, alternatives=alternatives)
+                   keep=query.matches if post else None, alternatives=alternatives,
+                   text=fold(query.text) if query.text else None, text_keep=text_keep)
 
 
 class QueryBody(BaseModel):
@@ -252,6 +261,38 @@ def _answer(query: AlertQuery, fields: list[str], matched: int, counts: dict[tup
             "buckets_total": len(counts)}
 
 
+#: the query fields the host counts of the store filter on
+_HOST_FILTERS = frozenset({"status", "rule.id", "agency", "rule.level"})
+
+
+def _hosts_by_the_store(store: Store, query: AlertQuery, fields: list[str]) -> bool:
+    """Whether the store counts these groups by host (see the module docstring)."""
+    post = any((query.host, query.user, query.source_ip, query.text, query.fields))
+    return (not post and fields in (["rule.id", "host.name"], ["host.name"]) and query.time_field == "first_seen"
+            and set(query.where()) <= _HOST_FILTERS and getattr(store, "dialect", None) in TEXT_DIALECTS)
+
+
+def _hosts_counted_by_the_store(store: Store, query: AlertQuery, fields: list[str], size: int
+                                ) -> tuple[int, dict[tuple[Any, ...], int], dict[tuple[Any, ...], tuple[Any, ...]], bool]:
+    """The store's counts per (rule,) host: each alert once per host, hosts compared ignoring case
+    (of each rule its ``size`` biggest hosts: the ``size`` biggest groups are among them)."""
+    doc_query = doc_list(query, descending=True).query(size=1)
+    total = store.count_documents(doc_query)[0][1]
+    size = min(size, 1000)
+    sizes = [1000, size] if len(fields) == 2 else [size]
+    found = store.count_documents(doc_query, [*fields[:-1], HOST_KEY], size=sizes)
+    counts: dict[tuple[Any, ...], int] = {}
+    shown: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for values, count in found:
+        key = (*values[:-1], str(values[-1]).casefold())
+        counts[key] = counts.get(key, 0) + count
+        shown.setdefault(key, tuple(values))
+    per_parent: dict[tuple[Any, ...], int] = {}
+    for key in counts:
+        per_parent[key[:-1]] = per_parent.get(key[:-1], 0) + 1
+    return total, counts, shown, len(per_parent) < 1000 and all(n < size for n in per_parent.values())
+
+
 def _by_the_store(query: AlertQuery, fields: list[str]) -> bool:
     post = any((query.host, query.user, query.source_ip, query.text, query.fields))
     return not post and set(fields) <= STORE_GROUPS
@@ -263,6 +304,9 @@ def group_alerts(store: Store, query: AlertQuery, fields: list[str], *, size: in
     if _by_the_store(query, fields):
         matched, counts, exact = _counted_by_the_store(store, query, fields)
         return _answer(query, fields, matched, counts, {key: key for key in counts}, exact, size)
+    if _hosts_by_the_store(store, query, fields):
+        matched, counts, shown, exact = _hosts_counted_by_the_store(store, query, fields, size)
+        return _answer(query, fields, matched, counts, shown, exact, size)
     matched, all_counts, all_shown, exact = _counted_by_reading(store, query, [fields])
     return _answer(query, fields, matched, all_counts[0], all_shown[0], exact, size)
 
@@ -272,7 +316,8 @@ def group_levels(store: Store, query: AlertQuery, fields: list[str], *, sizes: l
     every level): counted by the store when it can count them all, else in one reading of the
     alerts for every level."""
     levels = [fields[:depth] for depth in range(1, len(fields) + 1)]
-    if _by_the_store(query, fields):
+    if _by_the_store(query, fields) or all(_by_the_store(query, level) or _hosts_by_the_store(store, query, level)
+                                           for level in levels):
         return [group_alerts(store, query, level, size=size) for level, size in zip(levels, sizes, strict=True)]
     matched, counts, shown, exact = _counted_by_reading(store, query, levels)
     return [_answer(query, level, matched, c, s, exact, size)

@@ -9,7 +9,11 @@ store adds), the field the list is sorted on (``[since, until)`` selects on the 
 order, optionally ``alternatives`` -- filters of which a document must match one (an entity in
 either of two places: :mod:`soc.web.api.doc_union` reads a store query per alternative and
 merges them) -- and ``keep``, a test of each document for what the store cannot express (free
-text over many fields, without case and diacritics).
+text over many fields, without case and diacritics). A list may also carry its free ``text``
+(folded) with ``text_keep``, the test without it: a store that keeps the alerts' folded text
+(:data:`soc.store.sqlite_doc_text.TEXT_DIALECTS`: SQLite's FTS5 table) looks for the text
+itself -- the page and its total are then index lookups -- and ``text_keep`` tests the rest;
+on another store ``keep`` tests everything (:func:`for_store`).
 
 **Pages** are the store's keyset pages (sort field, then id; ``next`` is the store's cursor):
 documents added between two requests never shift a page or repeat one. With ``keep`` the list
@@ -25,7 +29,7 @@ documents (``total_exact`` false beyond).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
@@ -33,12 +37,13 @@ from fastapi import Query
 
 from soc.clock import Clock
 from soc.store.base import Doc, DocQuery, Store
+from soc.store.sqlite_doc_text import ALERT_TEXT, TEXT_DIALECTS
 from soc.timeexpr import FORMS, TimeRange, resolve_range
 from soc.web.api.doc_union import union_count, union_docs, union_page
 from soc.web.api.paging import Page
 
-__all__ = ["BATCH", "COUNT_LIMIT", "MAX_SCAN", "TRACK_TOTAL", "DocList", "Since", "Until", "doc_page", "iter_docs",
-           "time_range", "where_filters"]
+__all__ = ["BATCH", "COUNT_LIMIT", "MAX_SCAN", "TRACK_TOTAL", "DocList", "Since", "Until", "doc_page", "for_store",
+           "iter_docs", "time_range", "where_filters"]
 
 #: documents counted at most for a list's total when a ``keep`` test applies
 COUNT_LIMIT = 10_000
@@ -77,6 +82,11 @@ class DocList:
     window: TimeRange = TimeRange()
     keep: Callable[[dict[str, Any]], bool] | None = None
     alternatives: tuple[tuple[str, str, Any], ...] = ()
+    #: the folded free text (``None``: none), the test of ``keep`` without it, and whether the
+    #: store looks for the text (set by :func:`for_store`)
+    text: str | None = None
+    text_keep: Callable[[dict[str, Any]], bool] | None = None
+    text_in_store: bool = False
 
     def query(self, *, size: int, cursor: str | None = None, track_total: int = TRACK_TOTAL) -> DocQuery:
         """The store's query for one page."""
@@ -84,13 +94,24 @@ class DocList:
         since, until = self.window.bounds()
         if since is not None or until is not None:
             filters.append((self.sort, "range", (since, until)))
+        text = self.text if self.text_in_store and self.text else None
         return DocQuery(self.collection, filters=tuple(filters), sort=(self.sort,),
                         order="desc" if self.descending else "asc", size=size, cursor=cursor,
-                        track_total=track_total)
+                        track_total=track_total, text=text, text_fields=(ALERT_TEXT,) if text else ())
+
+
+def for_store(store: Store, spec: DocList) -> DocList:
+    """``spec`` as ``store`` answers it: its free text looked for by the store when the store keeps
+    the folded text (then only ``text_keep`` is tested on each document), else by ``keep``."""
+    if spec.text is None or spec.text_in_store or getattr(store, "dialect", None) not in TEXT_DIALECTS:
+        return spec
+    return replace(spec, keep=spec.text_keep, text_in_store=True)
 
 
 def iter_docs(store: Store, spec: DocList, *, batch: int = BATCH) -> Iterator[Doc]:
-    """Every document of ``spec``'s store query in the list's order (``keep`` not applied)."""
+    """Every document of ``spec``'s store query in the list's order (``keep`` not applied; the
+    free text applied where the store looks for it)."""
+    spec = for_store(store, spec)
     if spec.alternatives:
         yield from union_docs(store, _maker(spec), spec.alternatives, batch=batch)
         return
@@ -105,6 +126,7 @@ def iter_docs(store: Store, spec: DocList, *, batch: int = BATCH) -> Iterator[Do
 
 def count_docs(store: Store, spec: DocList, limit: int = COUNT_LIMIT) -> tuple[int, bool]:
     """How many documents ``spec`` selects with its ``keep`` test, read up to ``limit``."""
+    spec = for_store(store, spec)
     found = 0
     for read, doc in enumerate(iter_docs(store, spec, batch=1000), start=1):
         if spec.keep is None or spec.keep(doc.body):
@@ -144,6 +166,7 @@ def _kept_page(store: Store, spec: DocList, keep: Callable[[dict[str, Any]], boo
 def doc_page(store: Store, spec: DocList, *, limit: int, cursor: str | None,
              show: Callable[[dict[str, Any]], Any] = lambda body: body) -> Page:
     """One page of ``spec`` after ``cursor`` with the cursor of the next and the total."""
+    spec = for_store(store, spec)
     if spec.alternatives:
         return _union_page(store, spec, limit=limit, cursor=cursor, show=show)
     if spec.keep is None:

@@ -23,7 +23,7 @@ from soc.incidents.records import INCIDENTS
 from soc.model import iso, parse_iso
 from soc.store.base import DocQuery
 from soc.web.api.alert_filters import doc_list
-from soc.web.api.doclist import DocList, doc_page
+from soc.web.api.doclist import DocList, doc_page, for_store
 from soc.web.console.i18n import language
 from soc.web.console.pages import alert_actions, alert_exception
 from soc.web.console.pages.alert_query import (
@@ -151,15 +151,16 @@ def new_alerts(request: Request, after: str, who: Caller = Depends(console_calle
         since = iso(parse_iso(after[:40]))
     except ValueError:
         raise ValueError("after: an ISO time (the time the page was shown)") from None
-    spec = doc_list(query, True)
+    spec = for_store(services.store, doc_list(query, True))  # the free text asked of a store that keeps it
     base = spec.query(size=1, track_total=MAX_NEW_SCAN)
     filters = (*base.filters, ("detected_at", "range", (since, None)))
+    text = {"text": base.text, "text_fields": base.text_fields}
     more = False
     if spec.keep is None and not spec.alternatives:
-        count = services.store.count_documents(DocQuery("alerts", filters=filters, size=1))[0][1]
+        count = services.store.count_documents(DocQuery("alerts", filters=filters, size=1, **text))[0][1]
     else:  # an entity in one of its places, free text...: tested on each new alert
         page = services.store.query_documents(DocQuery("alerts", filters=filters, size=MAX_NEW_SCAN,
-                                                       sort=("detected_at",), order="desc", track_total=0))
+                                                       sort=("detected_at",), order="desc", track_total=0, **text))
         count = sum(1 for d in page.docs if query.matches(d.body))
         more = page.cursor is not None  # more new alerts than were read: at least ``count``
     lang = language(request.cookies.get(LANG_COOKIE))
