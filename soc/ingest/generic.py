@@ -377,19 +377,24 @@ def _others(text: str, fields: dict[str, Any]) -> bool:
     return changed
 
 
-_KEY_CACHE: dict[str, tuple[str | None, bool, bool, bool, bool]] = {}
+_HEADER_KEYS = ("soc.", "log.", "event.", "host.", "process.", "organization.", "observer.")
+"""Fields of a syslog header and of the pipeline: no address role to find in them."""
+_KeyInfo = tuple[str | None, bool, bool, bool, bool, bool]
+_KEY_CACHE: dict[str, _KeyInfo] = {}
 
 
-def _key(key: str) -> tuple[str | None, bool, bool, bool, bool]:
+def _key(key: str) -> _KeyInfo:
     """What a key says, kept per key (records of one product repeat their keys): (role, a port
-    key, a user key, a command-line key, a version/OID key)."""
+    key, a user key, a command-line key, a version/OID key, a structured key -- dotted and not a
+    header field, see :func:`enrich`)."""
     hit = _KEY_CACHE.get(key)
     if hit is None:
         words = _words(key)
         last = key.rsplit(".", 1)[-1].lower()
         hit = (_role_of_words(words), "port" in last, last in _USER_KEYS,
                last.endswith(_COMMAND_KEYS) or (last[:1] == "a" and last[1:].isdigit()),
-               any(word in _NOT_ADDRESS for word in words))
+               any(word in _NOT_ADDRESS for word in words),
+               "." in key and not key.startswith(_HEADER_KEYS))
         if len(_KEY_CACHE) >= 16384:
             _KEY_CACHE.clear()
         _KEY_CACHE[key] = hit
@@ -401,37 +406,53 @@ def extract_mapping(pairs: dict[str, Any], fields: dict[str, Any], texts_too: bo
     value takes the role its key names; values holding addresses among other text are read as
     text (command lines as commands; other text only with ``texts_too``). One cheap pass: a
     Windows event has a hundred fields."""
+    return _mapping(list(pairs.items()), fields, texts_too, structured_only=False)
+
+
+def _mapping(items: list[tuple[str, Any]], fields: dict[str, Any], texts_too: bool, structured_only: bool) -> bool:
+    """:func:`extract_mapping` over ``items`` (a snapshot: ``fields`` may be ``items``' own dict);
+    ``structured_only``: skip the keys :func:`enrich` does not read (header and pipeline fields),
+    so it needs no filtered copy of the event. At most 1024 pairs are read."""
     found: list[tuple[str, str | None, int | None]] = []
     ports: dict[str, int] = {}
     texts: list[str] = []
     commands: list[str] = []
     want_user = texts_too and "user.name" not in fields  # a known product's parser mapped its user
-    for key, value in list(pairs.items())[:1024]:
+    known = _KEY_CACHE.get
+    budget = 1024
+    for key, value in items:
+        info = known(key)
+        if info is None:
+            info = _key(key)
+        if structured_only and not info[5]:
+            continue
+        budget -= 1
+        if budget < 0:
+            break
         cls = value.__class__
         if cls is int:
-            role, is_port = _key(key)[:2]
-            if is_port and role and 0 <= value <= 65535:
-                ports.setdefault(role, value)
+            if info[1] and info[0] and 0 <= value <= 65535:
+                ports.setdefault(info[0], value)  # type: ignore[arg-type]
             continue
         if cls is not str:
             continue
         size = len(value)
         if size <= 47 and (value[:1].isdigit() or value[:1] in "[:" or ":" in value) and _IPISH.fullmatch(value):
-            role, is_port, _user, _command, versionish = _key(key)
+            role = info[0]
             ip = as_ip(value.strip("[]"))
             if ip is not None:
-                if not versionish:
+                if not info[4]:
                     found.append((ip, role, None))
                 continue
-            if is_port and role and value.isdigit():
+            if info[1] and role and value.isdigit():
                 port = to_port(value)
                 if port is not None:
                     ports.setdefault(role, port)
                 continue
         if size < 7 and not want_user:
             continue
-        role, _port, is_user, is_command, _version = _key(key)
-        if is_user and want_user and size <= 64 and " " not in value and value not in EMPTY_VALUES:
+        is_command = info[3]
+        if info[2] and want_user and size <= 64 and " " not in value and value not in EMPTY_VALUES:
             fields["user.name"] = value
             want_user = False
         elif size >= 7 and (is_command or texts_too) and _maybe_address(value):
@@ -447,8 +468,6 @@ def extract_mapping(pairs: dict[str, Any], fields: dict[str, Any], texts_too: bo
     return changed
 
 
-_HEADER_KEYS = ("soc.", "log.", "event.", "host.", "process.", "organization.", "observer.")
-"""Fields of a syslog header and of the pipeline: no address role to find in them."""
 _CLAIMS = ("source.ip", "destination.ip", "client.ip", "server.ip", "event.action")
 
 
@@ -468,8 +487,7 @@ def enrich(fields: dict[str, Any], text: str | None, texts_too: bool = True) -> 
     command lines are read, not every text field (the product's parser mapped those)."""
     try:
         # named fields first (a JSON document's keys say more than its message's prose)
-        structured = {k: v for k, v in fields.items() if "." in k and not k.startswith(_HEADER_KEYS)}
-        found = extract_mapping(structured, fields, texts_too) if structured else False
+        found = _mapping(list(fields.items()), fields, texts_too, structured_only=True)
         if text and not ("source.ip" in fields and "destination.ip" in fields):
             found = extract_text(text, fields) or found
         if found:

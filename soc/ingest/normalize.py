@@ -134,6 +134,13 @@ def _is_leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
+def _near(naive: datetime, year: int, limit: datetime) -> bool:
+    try:
+        return abs(naive.replace(year=year) - limit) < timedelta(days=1)
+    except ValueError:  # Feb 29 in a common year
+        return False
+
+
 _YEAR_CACHE: dict[tuple[int, int, int, int, int], int] = {}
 #: how far past the receive time an RFC 3164 stamp may fall and still count as this year's
 #: (clock skew between devices; a line stamped "Jan 1 00:00:02" received on Dec 31 23:59)
@@ -163,8 +170,9 @@ def infer_year(stamp: datetime, received_local: datetime) -> datetime:
         except ValueError:  # Feb 29 in a common year
             pass
         year -= 1
-    near_limit = abs(naive.replace(year=year) - limit) < timedelta(days=1)
-    if not near_limit:
+    # cached per receive day only when no time of that day could choose another year: neither
+    # the chosen year nor the next one (rejected now, taken later that day) is near the limit
+    if not (_near(naive, year, limit) or _near(naive, year + 1, limit)):
         if len(_YEAR_CACHE) >= _CACHE_MAX:
             _YEAR_CACHE.clear()
         _YEAR_CACHE[key] = year
@@ -181,10 +189,13 @@ def _received(received: datetime, zone: tzinfo) -> tuple[datetime, str, datetime
     """(naive UTC, ``event.created`` text, naive wall clock in ``zone``) of a receive time.
 
     Sources stamp whole batches with one ``received`` object, so the last result is kept
-    (one tuple, replaced atomically: safe under threads)."""
+    (one tuple, replaced atomically: safe under threads); Kafka gives each record its own
+    object, equal for the records produced in the same millisecond (compared as UTC times only:
+    equality of other aware times ignores ``fold``)."""
     global _LAST_RECEIVED
     last = _LAST_RECEIVED
-    if last[0] is received and last[1] is zone:
+    if last[1] is zone and (last[0] is received or (received.tzinfo is UTC and last[0] == received
+                                                    and last[0].tzinfo is UTC)):  # type: ignore[union-attr]
         return last[2], last[3], last[4]
     if received.tzinfo is UTC:
         utc = received.replace(tzinfo=None)
@@ -267,29 +278,38 @@ def _cached_time(parsed: Parsed, ts: datetime, received: datetime, ctx: SourceCo
     return hit
 
 
-_RECEIVED_STATE: tuple[datetime | None, tzinfo | None, datetime, str, int, int] = (None, None, datetime.min, "", 0, 0)
-#: (naive time, raw text, year missing, zone, receive year, receive month) -> (time fields without
+_ReceivedState = tuple[datetime | None, tzinfo | None, datetime, str, int, int, int]
+_StableKey = tuple[datetime, str | None, bool, tzinfo, int, int, int]
+_RECEIVED_STATE: _ReceivedState = (None, None, datetime.min, "", 0, 0, 0)
+#: (naive time, raw text, year missing, zone, receive year, month, day) -> (time fields without
 #: ``event.created``, naive UTC event time), for times whose fields depend on the receive time
-#: only through its year and month in the zone (a year in the line, or a year-less stamp in an
-#: earlier month of the receive year); False: look in the per-receive-time cache instead
-_STABLE_TIMES: dict[tuple[datetime, str | None, bool, tzinfo, int, int], tuple[dict[str, object], datetime] | bool] = {}
+#: only through its date in the zone (a year in the line; a year-less stamp in an earlier month
+#: of the receive year, or in its month but not two days after the receive day, where the hour
+#: decides the :func:`infer_year` tolerance); False: look in the per-receive-time
+#: cache instead. Kafka stamps every record with its own receive time, so this is the cache
+#: that holds for them.
+_STABLE_TIMES: dict[_StableKey, tuple[dict[str, object], datetime] | bool] = {}
 
 
-def _received_state(received: datetime, zone: tzinfo) -> tuple[datetime | None, tzinfo | None, datetime, str, int, int]:
+def _received_state(received: datetime, zone: tzinfo) -> _ReceivedState:
     global _RECEIVED_STATE
     utc, created, local = _received(received, zone)
-    state = (received, zone, utc, created, local.year, local.month)
+    state = (received, zone, utc, created, local.year, local.month, local.day)
     _RECEIVED_STATE = state  # one tuple, replaced atomically: safe under threads
     return state
 
 
-def _stable_time(parsed: Parsed, ts: datetime, key: tuple[datetime, str | None, bool, tzinfo, int, int],
-                 state: tuple[datetime | None, tzinfo | None, datetime, str, int, int],
+def _stable_time(parsed: Parsed, ts: datetime, key: _StableKey, state: _ReceivedState,
                  ctx: SourceContext) -> tuple[dict[str, object], datetime] | bool:
     """Compute and remember a :data:`_STABLE_TIMES` entry."""
-    year, month = state[4], state[5]
+    year, month, day = state[4], state[5], state[6]
     stable = not parsed.year_missing or (ts.month < month and not (ts.month == 1 and month == 12)
                                          and (ts.month != 2 or ts.day != 29 or _is_leap(year)))
+    if not stable and ts.month == month and not (month == 2 and ts.day == 29):
+        # same month: with the 2-day tolerance a stamp up to the day after the receive day is
+        # this year's and one 3+ days after it last year's, whatever the time of the receive
+        # day; only 2 days after it does the year depend on the hour
+        stable = ts.day != day + 2
     entry: tuple[dict[str, object], datetime] | bool = False
     if stable:
         received_utc, _created, received_local = _received(state[0], state[1])  # type: ignore[arg-type]
@@ -317,7 +337,7 @@ def normalize(parsed: Parsed, raw_text: str, record: Record, ctx: SourceContext,
         state = _RECEIVED_STATE
         if state[0] is not received or state[1] is not zone:
             state = _received_state(received, zone)
-        key = (ts, parsed.raw_time, parsed.year_missing, zone, state[4], state[5])
+        key = (ts, parsed.raw_time, parsed.year_missing, zone, state[4], state[5], state[6])
         stable = _STABLE_TIMES.get(key)
         if stable is None:
             stable = _stable_time(parsed, ts, key, state, ctx)
