@@ -169,7 +169,7 @@ def _scheduler(url: str, prefix: str, owner: str, lease: float, workers: int = 2
     cmd = [sys.executable, "-m", "soc.cli", "detect", "--store-url", store_url(url), "--index-prefix", prefix,
            "--replicas", "0", "--rules", str(SSH_RULES), "--owner", owner, "--interval", "1",
            "--settle", "0", "--overlap", str(OVERLAP), "--lease", str(lease), "--max-concurrent", str(workers),
-           "--query-timeout", "30"]
+           "--query-timeout", "30", "--no-intel"]  # the rules' windows only: no indicator matching
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

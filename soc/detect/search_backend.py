@@ -6,10 +6,11 @@ The same processing pipelines as for SQLite map Sigma fields onto ECS fields; th
   string field a ``lowercase`` normalizer (see ``soc/store/search.py``): together they make
   Sigma's case-insensitive matching hold for equality, wildcards and ``*contains*`` alike
   (pySigma-backend-elasticsearch #107/#178). ``|cased`` values are lower-cased too -- the index
-  keeps no case -- so they match case-insensitively (broader, never narrower); regular
-  expressions run against lower-cased values, and because the normalizer lower-cases the
-  pattern too, the classes ``\D \S \W`` are rewritten as ``[^\d] [^\s] [^\w]`` first
-  (lower-cased, they would silently become their opposites);
+  keeps no case -- so they match case-insensitively (broader, never narrower); ``|re``
+  regular expressions are likewise matched ignoring case against the lower-cased values,
+  translated by :mod:`soc.detect.lucene_regex` into a Lucene regexp spelled in lower case
+  (whole-value anchoring, escapes, shorthand classes; untranslatable constructs make the
+  rule fail to compile for this store);
 - field names of the catalogue's string fields become their ``lc`` multi-field
   (``user.name`` -> ``user.name.lc``, :func:`soc.store.search_mappings.match_field`): the
   fields themselves have ECS types that keep case (``keyword``, ``wildcard``,
@@ -37,17 +38,19 @@ from sigma.conditions import (
 from sigma.conversion.state import ConversionState
 from sigma.types import SigmaRegularExpression, SigmaString, SpecialChars
 
+from soc.detect.lucene_regex import translate
 from soc.detect.sqlite_backend import KEYWORD_FIELD, _contains
 from soc.store.search_mappings import exists_field, match_field
 
 #: query_string's reserved characters (Elasticsearch/OpenSearch docs), and whitespace
 _FIELD_SPECIAL = re.compile(r'[\s+\-=&|><!(){}\[\]^"~*?:\\/]')
-_NEGATED_CLASS = re.compile(r"(?<!\\)((?:\\\\)*)\\([DSW])")
 
 
-def _case_proof(regex: str) -> str:
-    """``\\D`` -> ``[^\\d]`` (and S, W): survives the index normalizer's lower-casing."""
-    return _NEGATED_CLASS.sub(lambda m: f"{m.group(1)}[^\\{m.group(2).lower()}]", regex)
+def _lucene_regex(r: SigmaRegularExpression, lowercase: bool) -> str:
+    """``r`` as query_string's regexp (the text between the slashes) meaning what ``re.search`` means on SQLite
+    (:mod:`soc.detect.lucene_regex`); untranslatable constructs fail the rule's compilation."""
+    flags = "".join(SigmaRegularExpression.sigma_to_re_flag[flag] for flag in r.flags)
+    return translate(str(r.regexp), flags=flags, lowercase=lowercase)  # re_expression adds the slashes
 
 
 def _lower(value: SigmaString) -> SigmaString:
@@ -88,7 +91,8 @@ class SocSearchBackend(LuceneBackend):
         return super().convert_value_str(_lower(s), state)
 
     def convert_value_re(self, r: SigmaRegularExpression, state: ConversionState) -> Any:
-        return _case_proof(super().convert_value_re(r, state))
+        # the ``lc`` field holds lower-cased values: the regex matches ignoring case
+        return _lucene_regex(r, lowercase=True)
 
     def convert_condition_field_eq_val_str_case_sensitive(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -152,8 +156,8 @@ class InPlaceSearchBackend(SocSearchBackend):
     comparison is a regular expression that spells every letter in both cases
     (``Image|endswith: '\\net.exe'`` -> ``/.*\\\\[nN][eE][tT]\\.[eE][xX][eE]/``): it
     matches on any keyword mapping, at the price of a term-dictionary scan per value. A value
-    longer than 200 characters is compared as spelled. ``|re`` values run as written (case
-    sensitive). Keyword searches look at ``message`` (analysed text in these indices)."""
+    longer than 200 characters is compared as spelled. ``|re`` values are translated exactly
+    (:mod:`soc.detect.lucene_regex`; case-sensitive unless ``(?i)``/``|i``). Keyword searches look at ``message`` (analysed text in these indices)."""
 
     name = "SOC search-engine backend, in place"
 
@@ -168,4 +172,4 @@ class InPlaceSearchBackend(SocSearchBackend):
         return LuceneBackend.convert_value_str(self, s, state) if regex is None else f"/{regex}/"
 
     def convert_value_re(self, r: SigmaRegularExpression, state: ConversionState) -> Any:
-        return LuceneBackend.convert_value_re(self, r, state)
+        return _lucene_regex(r, lowercase=False)
