@@ -9,6 +9,7 @@ device's lines with other roles is caught.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,16 @@ def test_soc_parse_explain_names_the_decoder_and_prints_log_text_literally() -> 
     assert result.exit_code == 0
     assert "\x1b" not in result.output and "\\x1b[31mred[/bold]" in result.output
     assert "generic: yes" in result.output and "source.ip = 10.9.8.7" in result.output
+
+
+def test_soc_parse_explain_gives_a_year_less_stamp_the_year_the_ingest_would() -> None:
+    """Not the parser's provisional year 2000: the year inferred from the receive time (now)."""
+    result = CliRunner().invoke(app, ["parse", "--explain", "Aug 15 10:12:01 box app[1]: hello"])
+    assert result.exit_code == 0, result.output
+    time_line = next(line for line in result.output.splitlines() if line.strip().startswith("time:"))
+    year = int(time_line.split("time:")[1].strip()[:4])
+    assert abs(year - datetime.now().year) <= 1 and "no year in the line" in time_line, time_line
+    assert "the source's zone applies" in time_line
 
 
 def test_soc_parse_reads_a_file_and_prints_json(tmp_path: Path) -> None:

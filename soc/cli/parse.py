@@ -10,13 +10,16 @@ value is printed through :func:`soc.ui.literal` (control and bidi characters esc
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from soc.cli.common import fail
+from soc.clock import system_clock
 from soc.ingest.decoders import DecoderError, default_decoders
+from soc.ingest.normalize import infer_year
 from soc.ingest.parsers import PARSERS
 from soc.ingest.parsers import parse as parse_line
 from soc.ui import json_text, literal
@@ -58,13 +61,27 @@ def _explain(number: int, line: str, fmt: str) -> list[str]:
     out.append("  generic: " + ("yes (roles inferred from the words around the addresses)"
                                 if fields.get("soc.parse.generic") else "no"))
     if parsed.timestamp is not None:
-        out.append(f"  time:    {parsed.timestamp.isoformat()} (from {literal(parsed.raw_time)!s})")
+        out.append(f"  time:    {_time(parsed.timestamp, parsed.year_missing)} (from {literal(parsed.raw_time)!s})")
     out.append("  fields:")
     for key in sorted(fields):
         if key in ("message",) or key.startswith("soc.parse."):
             continue
         out.append(f"    {literal(key)} = {literal(_value(fields[key]))}")
     return out
+
+
+def _time(stamp: datetime, year_missing: bool) -> str:
+    """The event time as found; a stamp without a year gets the year the ingest would give it
+    if the line arrived now (it infers the year from the receive time), and says so."""
+    notes = []
+    if year_missing:
+        now = system_clock()
+        stamp = infer_year(stamp, now.astimezone(stamp.tzinfo).replace(tzinfo=stamp.tzinfo) if stamp.tzinfo
+                           else now.astimezone().replace(tzinfo=None))
+        notes.append("no year in the line: taken from the receive time, here now")
+    if stamp.tzinfo is None:
+        notes.append("no zone in the line: the source's zone applies")
+    return stamp.isoformat() + (f" [{'; '.join(notes)}]" if notes else "")
 
 
 def _value(value: Any) -> str:
