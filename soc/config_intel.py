@@ -36,7 +36,7 @@ class FeedSettings(BaseModel):
     token_file: Path | None = Field(None, description="file holding the bearer token")
     ca: Path | None = Field(None, description="CA bundle (PEM) to verify the feed's server (default: system CAs)")
     allow_http: bool = Field(False, description="allow a plain http:// URL that is not on a loopback address")
-    interval_minutes: float = Field(60.0, gt=0, description="how often `soc run` polls the feed")
+    interval_minutes: float = Field(60.0, gt=0, description="how often the feed is polled (by `soc run` or `soc detect`, whichever comes first)")
     confidence: int = Field(50, ge=0, le=100, description="confidence of indicators that carry none")
     tlp: Tlp = Field("amber", description="TLP 2.0 marking of indicators that carry none")
     valid_days: float | None = Field(None, gt=0, description="indicators that carry no valid_until expire this "
@@ -66,7 +66,7 @@ class FeedSettings(BaseModel):
 class IntelSettings(BaseModel):
     """``intel:`` (``SOC_INTEL__...``): indicator feeds, matching and retro-hunt."""
 
-    enabled: bool = Field(True, description="`soc run` polls the feeds and matches stored events")
+    enabled: bool = Field(True, description="the service (`soc run`, and `soc detect` unless --no-intel) polls the feeds and matches stored events")
     feeds: list[FeedSettings] = Field(default_factory=list)
     retro_hunt_days: int = Field(30, ge=0, description="a new or newly valid indicator is searched over this "
                                  "many days of stored events (0: no retro-hunt)")

@@ -145,6 +145,25 @@ def test_csv_and_stix_bundle_feeds(tmp_path: Path) -> None:
         store.close()
 
 
+def test_a_scheduled_poll_is_skipped_when_another_process_polled_the_feed_recently(tmp_path: Path) -> None:
+    """``soc run`` and every ``soc detect`` schedule the feeds: the second process does not poll a
+    feed again within 90% of its interval; a poll asked for by hand always polls."""
+    (tmp_path / "ips.txt").write_text("198.51.100.7\n")
+    store = SQLiteStore(tmp_path / "soc.db")
+    try:
+        clock = Clock(NOW)
+        feeds = [FeedSettings(name="agency", kind="list", path=tmp_path / "ips.txt", interval_minutes=60)]
+        first, second = FeedPoller(store, feeds, clock=clock), FeedPoller(store, feeds, clock=clock)
+        assert first.poll("agency", when_due=True)["polls"] == 1
+        clock.now = NOW + timedelta(minutes=50)
+        assert second.poll("agency", when_due=True)["polls"] == 1  # polled 50 minutes ago by the other
+        assert second.poll("agency")["polls"] == 2  # by hand: now
+        clock.now = NOW + timedelta(minutes=50 + 55)
+        assert second.poll("agency", when_due=True)["polls"] == 3  # 55 minutes after the last: due
+    finally:
+        store.close()
+
+
 def test_hand_list_moves_onto_the_store_and_the_playbook_action_reads_it(tmp_path: Path) -> None:
     listing = tmp_path / "threat_intel.yml"
     listing.write_text((ROOT / "playbooks" / "data" / "threat_intel.yml").read_text(encoding="utf-8"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +68,19 @@ class FeedPoller:
     def poll_all(self) -> dict[str, dict[str, Any]]:
         return {name: self.poll(name) for name in self.feeds}
 
-    def poll(self, name: str) -> dict[str, Any]:
-        """Poll one configured feed now; returns its new status (errors are recorded, not raised)."""
+    def poll(self, name: str, *, when_due: bool = False) -> dict[str, Any]:
+        """Poll one configured feed now; returns its new status (errors are recorded, not raised).
+        ``when_due`` (the schedule): not when another process (``soc run`` and each ``soc detect``
+        schedule the feeds) polled it less than 90% of its interval ago -- that status is returned."""
         feed = self.feeds.get(name)
         if feed is None:
             raise IntelError(f"no feed {name!r} in intel.feeds")
         doc = self.store.get(FEEDS, name)
         state = dict(doc.body) if doc else {"name": name, "polls": 0, "total_taken": 0}
-        started = time.monotonic()
         at = self.clock()
+        if when_due and _polled_within(state, at, feed.interval_minutes * 60 * 0.9):
+            return state
+        started = time.monotonic()
         state.update(kind=feed.kind, last_poll=iso(at), polls=int(state.get("polls", 0)) + 1)
         try:
             items, read, cursor_changes = self._read(feed, state)
@@ -154,3 +159,14 @@ class FeedPoller:
             if response.status_code != 200:
                 raise IntelError(f"{url}: HTTP {response.status_code}")
             return read_text(response, MAX_FEED_BYTES)
+
+
+def _polled_within(state: dict[str, Any], at: datetime, seconds: float) -> bool:
+    last = state.get("last_poll")
+    if not isinstance(last, str):
+        return False
+    try:
+        then = datetime.fromisoformat(last.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return timedelta(0) <= at - then < timedelta(seconds=seconds)

@@ -61,7 +61,7 @@ def register_intel_jobs(scheduler: Any, settings: IntelSettings, poller: FeedPol
         scheduler.add_job(guarded("hand-list", HandListWatch(poller, hand_list)), "interval", seconds=60,
                           id="intel-hand-list", next_run_time=now)
     for feed in settings.feeds:
-        scheduler.add_job(guarded(f"feed {feed.name}", lambda n=feed.name: poller.poll(n)), "interval",
+        scheduler.add_job(guarded(f"feed {feed.name}", lambda n=feed.name: poller.poll(n, when_due=True)), "interval",
                           minutes=feed.interval_minutes, id=f"intel-feed-{feed.name}", next_run_time=now)
     scheduler.add_job(guarded("matching", matching.run_once), "interval", seconds=settings.match_interval_seconds,
                       id="intel-matching", next_run_time=now, max_instances=1, coalesce=True)
