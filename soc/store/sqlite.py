@@ -83,6 +83,21 @@ __all__ = ["HOT_FIELDS", "SQLiteStore", "fold_ascii", "json_extract_sql", "keywo
            "quote_ident"]
 
 
+def _load_schema(conn: sqlite3.Connection) -> None:
+    """Have SQLite (re)load a changed schema now, in a plain statement. When another connection
+    (another process, or a ``prepare_fields``) changed the schema, SQLite 3.40 reloading it while
+    it compiles a write to ``docs`` -- whose nested triggers insert into the FTS5 table of the
+    alerts' free text -- fails with "no such table: docs" (the statement after it succeeds).
+    Touching the FTS5 table first costs ~9 us per store call."""
+    try:
+        conn.execute(_TOUCH_TEXT).fetchall()
+    except sqlite3.OperationalError:
+        pass  # a store without the alerts' free-text table (before it is created)
+
+
+_TOUCH_TEXT = "SELECT 1 FROM doc_text_alerts LIMIT 0"
+
+
 class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments, DocSearch):
     """Embedded store. ``path`` may be ``":memory:"`` only for single-threaded use (hunts)."""
 
@@ -162,6 +177,7 @@ class SQLiteStore(EventWriting, EventQueries, EventSearch, SQLiteDocuments, DocS
             register_search_functions(conn)
             register_doc_functions(conn)
             self._local.conn = conn
+        _load_schema(conn)
         return conn
 
     def close(self) -> None:
