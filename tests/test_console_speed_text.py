@@ -2,12 +2,14 @@
 keeps them (SQLite: :mod:`soc.store.sqlite_doc_text`), on both stores: the pages, their order,
 cursors and totals, and the group counts with the spellings they show, must be exactly what
 testing (and reading) every alert in Python gives; on SQLite the text is an FTS5 lookup and
-the groups one ``GROUP BY`` over the host table's index, kept by triggers through every write,
-and rebuilt when an existing database is opened."""
+the groups read from the totals per rule and host (:mod:`soc.store.sqlite_doc_host_totals`) or
+one ``GROUP BY`` over the host table's index, all kept by triggers through every write, and
+rebuilt when an existing database is opened."""
 
 from __future__ import annotations
 
 import logging
+import random
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +22,9 @@ from soc.alerts import AlertQuery
 from soc.model import iso
 from soc.store.base import Store
 from soc.store.sqlite import SQLiteStore
-from soc.store.sqlite_doc_text import alert_text, host_keys
+from soc.store.sqlite_doc_host_totals import host_totals
+from soc.store.sqlite_doc_query import _value_test
+from soc.store.sqlite_doc_text import HOST_KEY, alert_text, host_counts, host_keys
 from soc.web.api import alert_filters
 from soc.web.api.alert_filters import doc_list, group_alerts, group_levels
 from soc.web.api.doclist import doc_page, for_store
@@ -125,7 +129,8 @@ def _by_reading(store: Store, query: AlertQuery, fields: list[str]) -> dict[str,
     return alert_filters._answer(query, fields, matched, counts[0], shown[0], exact, 100)
 
 
-GROUPED = [AlertQuery(), AlertQuery(status=["open"]), AlertQuery(agency="xa-a", since="2026-12-03T00:00:00.000Z"),
+GROUPED = [AlertQuery(), AlertQuery(status=["open"]), AlertQuery(status=["closed"]),
+           AlertQuery(since="2026-12-10T00:00:00.000Z"), AlertQuery(agency="xa-a", since="2026-12-03T00:00:00.000Z"),
            AlertQuery(rule=["r1", "r2"], level="high")]
 
 
@@ -151,9 +156,80 @@ def test_host_groups_use_the_host_index_on_sqlite(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
     for body in ALERTS:
         store.create("alerts", body["id"], body)
-    seen = plans(store, lambda: group_alerts(store, AlertQuery(status=["open"]), ["rule.id", "host.name"], size=10))
+    # a filter the totals per rule and host do not hold: one GROUP BY over the host table's index
+    seen = plans(store, lambda: group_alerts(store, AlertQuery(level="high"), ["rule.id", "host.name"], size=10))
     assert any("doc_hosts_alerts_rule" in plan for plan in seen), seen
     assert not any("docs" in plan for plan in seen), seen
+    # the queue's common case: each rule's biggest hosts read from the totals' index
+    for query in (AlertQuery(), AlertQuery(status=["open"])):
+        seen = plans(store, lambda q=query: group_alerts(store, q, ["rule.id", "host.name"], size=10))  # type: ignore[misc]
+        assert any("doc_host_totals_alerts_top" in plan for plan in seen), seen
+        assert not any("doc_hosts_alerts " in plan + " " or "docs" in plan for plan in seen), seen
+    # a short time range: its rows read by time; a long one (more than FEW_IN_TIME rows): by rule
+    recent = AlertQuery(since="2026-12-10T00:00:00.000Z")
+    for few, index in ((1000, "doc_hosts_alerts_time"), (3, "doc_hosts_alerts_rule")):
+        monkey = pytest.MonkeyPatch()
+        monkey.setattr("soc.store.sqlite_doc_text.FEW_IN_TIME", few)
+        try:
+            seen = plans(store, lambda: group_alerts(store, recent, ["rule.id", "host.name"], size=10))
+            assert group_alerts(store, recent, ["rule.id", "host.name"], size=100) == \
+                _by_reading(store, recent, ["rule.id", "host.name"])
+        finally:
+            monkey.undo()
+        assert any(f"USING COVERING INDEX {index}" in plan for plan in seen), (few, seen)
+    store.close()
+
+
+def _both_ways(store: SQLiteStore, query: AlertQuery, sizes: tuple[int, int]) -> tuple[Any, Any]:
+    """The count per rule and host from the kept totals and from the host table's GROUP BY."""
+    doc_query = doc_list(query, descending=True).query(size=1)
+    fields = ("rule.id", HOST_KEY)
+    kept = host_totals(store._doc_run, doc_query, fields, sizes, None)
+    grouped = host_counts(store._doc_run, _value_test, doc_query, fields, sizes, None)
+    return kept, grouped
+
+
+STATES = [AlertQuery(), AlertQuery(status=["open"]), AlertQuery(status=["acknowledged"]), AlertQuery(status=["closed"])]
+
+
+def test_the_totals_per_rule_and_host_count_what_the_host_table_groups(tmp_path: Path) -> None:
+    """Through creations, changes of status, host spelling and time, and deletions, the kept
+    totals give exactly the host table's groups: counts, order, ties and the newest spelling."""
+    rng = random.Random(11)
+    store = SQLiteStore(tmp_path / "s.db")
+    bodies: dict[str, dict[str, Any]] = {}
+    spellings = ("WEB-01", "web-01", "Web-01", "Máy-Đức", "MÁY-ĐỨC", "db-02", 42)
+
+    def random_body(i: int) -> dict[str, Any]:
+        hosts = rng.sample(spellings, rng.choice((0, 1, 1, 2, 3)))
+        return {"id": f"w{i:03d}", "agency": "xa-a", "status": rng.choice(("new", "open", "acknowledged", "closed")),
+                "rule": {"id": rng.choice(("r1", "r2", "r3", 7)), "level": "high", "title": "t"},
+                "first_seen": f"2026-12-0{rng.randint(1, 3)}T0{rng.randint(0, 2)}:00:00.000Z",
+                "entities": {"host.name": hosts[:1]}, "group": {"host.name": hosts[1:]}}
+
+    for step in range(240):
+        i = rng.randrange(60)
+        if f"w{i:03d}" in bodies and step % 3 == 0:
+            store.delete("alerts", f"w{i:03d}")
+            del bodies[f"w{i:03d}"]
+        else:
+            bodies[f"w{i:03d}"] = random_body(i)
+            store.put("alerts", f"w{i:03d}", bodies[f"w{i:03d}"])
+        if step % 20 == 19:
+            for query in STATES:
+                for sizes in ((1000, 100), (2, 1)):
+                    kept, grouped = _both_ways(store, query, sizes)
+                    assert kept is not None and kept == grouped, (step, query, sizes)
+    assert bodies and _both_ways(store, AlertQuery(), (1000, 100))[0]
+    # a status the service does not write (a filter may match it ignoring case): not from the totals
+    store.put("alerts", "odd", {**random_body(99), "id": "odd", "status": "Open", "rule": {"id": "r1"},
+                                "entities": {"host.name": ["WEB-01"]}})
+    kept, grouped = _both_ways(store, AlertQuery(status=["open"]), (1000, 100))
+    assert kept is None and grouped
+    assert _both_ways(store, AlertQuery(), (1000, 100))[0] == _both_ways(store, AlertQuery(), (1000, 100))[1]
+    store.delete("alerts", "odd")
+    kept, grouped = _both_ways(store, AlertQuery(status=["open"]), (1000, 100))
+    assert kept == grouped
     store.close()
 
 
@@ -174,14 +250,16 @@ def test_writes_keep_the_text_and_the_hosts(tmp_path: Path, caplog: pytest.LogCa
                             key=lambda a: (a["first_seen"], a["id"]), reverse=True)
             page = doc_page(s, doc_list(AlertQuery(text=text), True), limit=100, cursor=None)
             assert [i["id"] for i in page.items] == [a["id"] for a in wanted]
-        query = AlertQuery()
-        assert group_alerts(s, query, ["rule.id", "host.name"], size=100) == _by_reading(s, query, ["rule.id", "host.name"])
+        for query in STATES:
+            assert group_alerts(s, query, ["rule.id", "host.name"], size=100) == \
+                _by_reading(s, query, ["rule.id", "host.name"])
 
     check(store)
     # an existing database without the tables (or with older ones) gains them when opened
     conn = store._conn()
     conn.execute("DELETE FROM doc_fields_meta WHERE collection = 'text:alerts'")
     conn.execute("DROP TRIGGER doc_hosts_alerts_insert")
+    conn.execute("UPDATE doc_host_totals_alerts SET n = n + 5")  # stale totals: rebuilt with the host table
     store.close()
     caplog.set_level(logging.INFO)
     monkey = pytest.MonkeyPatch()
@@ -191,8 +269,22 @@ def test_writes_keep_the_text_and_the_hosts(tmp_path: Path, caplog: pytest.LogCa
     finally:
         monkey.undo()
     assert any("free text and hosts of alerts" in r.getMessage() for r in caplog.records)
+    assert any("totals per rule and host of alerts" in r.getMessage() for r in caplog.records)
     check(reopened)
     reopened.close()
+    # opening again rebuilds nothing; lost triggers of the totals alone rebuild the totals alone
+    caplog.clear()
+    again = SQLiteStore(path)
+    assert not any("of alerts:" in r.getMessage() for r in caplog.records)
+    again._conn().execute("DROP TRIGGER doc_host_totals_alerts_delete")
+    again.close()
+    again = SQLiteStore(path)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("totals per rule and host" in m for m in messages) and not any("free text and" in m for m in messages)
+    again.delete("alerts", ALERTS[3]["id"])
+    alerts = [a for a in alerts if a["id"] != ALERTS[3]["id"]]
+    check(again)
+    again.close()
 
 
 @pytest.fixture(params=["sqlite"])

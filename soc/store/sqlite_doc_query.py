@@ -47,6 +47,7 @@ from soc.store.doc_query import (
 )
 from soc.store.sqlite_doc_fields import LISTED, PROJECTED, field_table, leads_to, values_table
 from soc.store.sqlite_doc_groups import group_counts
+from soc.store.sqlite_doc_host_totals import host_totals
 from soc.store.sqlite_doc_rollups import rollup_counts
 from soc.store.sqlite_doc_text import (
     ALERT_TEXT,
@@ -423,7 +424,9 @@ class DocSearch(SQLiteHost):
         if rolled is not None:  # alerts by agency, rule, level, status (and time): from the totals
             return rolled
         if HOST_KEY in fields:  # alerts by rule and host: from the host table
-            hosts = host_counts(self._doc_run, _value_test, query, fields, sizes, owned_by)
+            hosts = host_totals(self._doc_run, query, fields, sizes, owned_by)  # the common case: kept totals
+            if hosts is None:
+                hosts = host_counts(self._doc_run, _value_test, query, fields, sizes, owned_by)
             if hosts is None:
                 raise ValueError(f"{HOST_KEY} groups alerts by rule and host, filtered on "
                                  "rule, status, agency, level and first_seen only")

@@ -20,12 +20,15 @@ of ``entities.host.name`` and ``group.host.name`` compared ignoring case (``str.
 ``doc_hosts_alerts`` holds one row per alert and distinct host (its folded key and the first
 spelling the alert has of it), next to copies of the alert's rule, status, agency, level and
 ``first_seen``; :func:`host_counts` answers the count per rule and host (or per host) of a query
-filtering on those fields with one ``GROUP BY`` over its index, a group showing the spelling
-of its newest alert. It is asked for as the pseudo group field :data:`HOST_KEY`.
+filtering on those fields with one ``GROUP BY`` over its index (by time when a lower time bound
+leaves few rows: :data:`FEW_IN_TIME`), a group showing the spelling of its newest alert. It is
+asked for as the pseudo group field :data:`HOST_KEY`; the common case (no filter, or one of the
+console's status choices) is answered from totals instead (:mod:`soc.store.sqlite_doc_host_totals`).
 
 Both are kept by triggers on the field table ``doc_fields_alerts`` (whose rows are rewritten
 with every alert write), in the same transaction, and rebuilt on opening when their definition
-changed (:func:`ensure_text_tables`, progress logged). The triggers call the SQL functions
+changed (:func:`ensure_text_tables`, progress logged), as are the totals per rule and host of
+:mod:`soc.store.sqlite_doc_host_totals` kept from the host table. The triggers call the SQL functions
 ``soc_alert_text`` and ``soc_host_keys`` (:func:`register_text_functions`), which every
 connection of the store registers: a connection without them cannot write alerts.
 """
@@ -43,9 +46,10 @@ import orjson
 
 from soc.store.base import OwnedBy
 from soc.store.doc_query import DocFilter, DocQuery, number_key
+from soc.store.sqlite_doc_host_totals import TIME_INDEX, ensure_host_totals
 from soc.text import fold
 
-__all__ = ["ALERT_TEXT", "HOST_KEY", "TEXT_DIALECTS", "WALK_FROM", "alert_text", "ensure_text_tables", "host_counts",
+__all__ = ["ALERT_TEXT", "FEW_IN_TIME", "HOST_KEY", "TEXT_DIALECTS", "WALK_FROM", "alert_text", "ensure_text_tables", "host_counts",
            "host_keys", "many_hold", "register_text_functions", "text_count", "text_sql"]
 
 log = logging.getLogger(__name__)
@@ -167,6 +171,7 @@ def ensure_text_tables(conn: sqlite3.Connection) -> None:
         return have is not None and have[0] == fingerprint and present == 2
 
     if current():
+        ensure_host_totals(conn)
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -186,6 +191,7 @@ def ensure_text_tables(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    ensure_host_totals(conn)  # after the host table: a rebuilt one lost the triggers of its totals
 
 
 def _fill(conn: sqlite3.Connection, statements: list[str]) -> None:
@@ -257,6 +263,23 @@ def _order(value: Any) -> tuple[int, Any]:
     return (1, value) if isinstance(value, str) else (0, value)
 
 
+#: up to this many host rows in a query's time range, its groups read them by time (:data:`TIME_INDEX`)
+FEW_IN_TIME = 200_000
+
+
+def _index(run: Run, test: Test, query: DocQuery) -> str:
+    """The host table's index a group-by reads: by time when the range since a lower bound holds
+    few rows (counted through that index, up to :data:`FEW_IN_TIME`), else by rule."""
+    for f in query.filters:
+        if f.field == "first_seen" and f.op == "range" and f.value[0] is not None:
+            sql, params = test(f, 'h."first_seen"', None)
+            found = run(f"SELECT COUNT(*) FROM (SELECT 1 FROM {_HOSTS} AS h INDEXED BY {TIME_INDEX} WHERE {sql} "
+                        "LIMIT ?)", [*params, FEW_IN_TIME + 1])
+            if int(found[0][0]) <= FEW_IN_TIME:
+                return TIME_INDEX
+    return f"{_HOSTS}_rule"
+
+
 def host_counts(run: Run, test: Test, query: DocQuery, fields: tuple[str, ...], sizes: tuple[int, ...],
                 owned_by: OwnedBy | None) -> list[tuple[tuple[Any, ...], int]] | None:
     """``count_documents`` of alerts grouped by ``(rule.id, HOST_KEY)`` or ``(HOST_KEY,)`` from the
@@ -279,11 +302,12 @@ def host_counts(run: Run, test: Test, query: DocQuery, fields: tuple[str, ...], 
         clauses.append(f"h.agency IN ({', '.join('?' * len(values))})")
         params.extend(values)
     where = " AND ".join(clauses) or "1"
+    index = _index(run, test, query)
     lead = 'h."rule.id", ' if len(fields) == 2 else ""
     extra = 'AND h."rule.id" IS NOT NULL ' if lead else ""
     # the bare column "spelled" comes from the row of max(): the newest alert of the group
     grouped = (f"SELECT {lead}COUNT(*) AS n, max(coalesce(h.first_seen, '') || char(1) || h.id), h.spelled "
-               f"FROM {_HOSTS} AS h INDEXED BY {_HOSTS}_rule WHERE {where} {extra}GROUP BY {lead}h.host")
+               f"FROM {_HOSTS} AS h INDEXED BY {index} WHERE {where} {extra}GROUP BY {lead}h.host")
     if not lead:
         rows = run(f"SELECT spelled, n FROM ({grouped}) ORDER BY n DESC, spelled LIMIT ?", [*params, sizes[0]])
         return [((number_key(v),), int(n)) for v, n in rows]

@@ -21,6 +21,7 @@ showing the spelling of its newest alert, as the reading shows the first alert r
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -254,7 +255,11 @@ def _counted_by_reading(store: Store, query: AlertQuery, levels: list[list[str]]
 def _answer(query: AlertQuery, fields: list[str], matched: int, counts: dict[tuple[Any, ...], int],
             shown: dict[tuple[Any, ...], tuple[Any, ...]], exact: bool, size: int) -> dict[str, Any]:
     base = query.as_dict()
-    ordered = sorted(counts, key=lambda k: (-counts[k], [str(v) for v in shown[k]]))
+    # only groups counting at least the size-th biggest count can be among the first: sorting
+    # those alone gives the same first buckets (the store may count some 300,000 groups)
+    least = heapq.nlargest(size, counts.values())[-1] if len(counts) > size > 0 else None
+    candidates = counts if least is None else [k for k, n in counts.items() if n >= least]
+    ordered = sorted(candidates, key=lambda k: (-counts[k], [str(v) for v in shown[k]]))
     buckets = [{"values": dict(zip(fields, shown[k], strict=True)), "count": counts[k],
                 "query": _bucket_query(base, fields, shown[k])} for k in ordered[:size]]
     return {"by": fields, "total": matched, "total_exact": exact, "buckets": buckets,
