@@ -96,8 +96,11 @@ detection:
 def test_backends_write_the_translation() -> None:
     [managed] = SocSearchBackend().convert_rule(_rule("^Evil\\.exe$"))
     assert managed["query_string"]["query"] == "CommandLine:/evil\\.exe\n?/"  # the lc field's form
+    assert managed["query_string"]["lenient"] is False  # tests/test_lucene_regex_too_complex.py
     [inplace] = InPlaceSearchBackend().convert_rule(_rule("^Evil/\\.exe$"))
-    assert inplace["query_string"]["query"] == "CommandLine:/Evil\\/\\.exe\n?/"
+    assert inplace["bool"]["filter"][0]["query_string"]["query"] == "CommandLine:/Evil\\/\\.exe\n?/"
+    # the same regexp as a ``regexp`` probe beside the (lenient) query_string
+    assert inplace["bool"]["should"] == [{"regexp": {"CommandLine": {"value": "Evil\\/\\.exe\n?"}}}]
 
 
 def test_an_untranslatable_rule_is_a_rule_error() -> None:

@@ -37,6 +37,7 @@ from soc.detect.correlate import (
     points_from_episodes,
 )
 from soc.detect.firstseen import baseline
+from soc.detect.lucene_regex import explain_engine_error
 from soc.model import alert_id_for_events, alert_id_for_group, iso
 from soc.store.base import Conflict, Doc, Match, Store, StoreError, Window
 
@@ -180,7 +181,7 @@ class DetectionEngine:
             else:
                 self._run_correlation(detection, window, result)
         except Exception as error:  # one broken rule never stops the others
-            result.error = f"{type(error).__name__}: {error}"
+            result.error = explain_engine_error(f"{type(error).__name__}: {error}")
         result.duration = time.perf_counter() - started
         return result
 

@@ -32,7 +32,7 @@ import re
 
 from soc.errors import SocError
 
-__all__ = ["UntranslatableRegex", "MAX_LENGTH", "translate"]
+__all__ = ["UntranslatableRegex", "MAX_LENGTH", "TOO_COMPLEX_ADVICE", "explain_engine_error", "translate"]
 
 MAX_CHAR = 0x10FFFF
 #: longest regexp the engine accepts (``index.max_regex_length``, 1,000 by default)
@@ -410,3 +410,23 @@ def translate(pattern: str, *, flags: str = "", lowercase: bool = False) -> str:
         raise UntranslatableRegex(f"regular expression {pattern!r}: its Lucene form has {len(lucene)} characters, "
                                   f"more than the engine's index.max_regex_length ({MAX_LENGTH})")
     return lucene
+
+
+#: what the engine says when a regexp's automaton is too large to determinize (Lucene's
+#: ``TooComplexToDeterminizeException``: more than ``max_determinized_states``, 10,000)
+_TOO_COMPLEX = "Determinizing"
+#: appended to such an error: raising the engine's limit is no answer (a probe with 1,000,000
+#: took the test cluster down with OutOfMemoryError), rewriting the regex is
+TOO_COMPLEX_ADVICE = (
+    "a |re regular expression of this rule is too complex for the search engine (its automaton "
+    "exceeds 10,000 states; typically a bounded repetition such as .{1,64} after an unanchored start, "
+    "or .{1000,}): rewrite it -- replace bounded repetitions by .* (matches as much or more, never "
+    "less) or anchor a length test with ^ (^.{1000,}) -- or run the rule on the SQLite store")
+
+
+def explain_engine_error(message: str) -> str:
+    """``message`` (a failed search) with :data:`TOO_COMPLEX_ADVICE` appended when the engine
+    refused to determinize a regexp; other messages unchanged."""
+    if _TOO_COMPLEX in message and TOO_COMPLEX_ADVICE not in message:
+        return f"{message} -- {TOO_COMPLEX_ADVICE}"
+    return message

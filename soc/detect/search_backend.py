@@ -18,8 +18,15 @@ The same processing pipelines as for SQLite map Sigma fields onto ECS fields; th
   existence tests look at the field ECS indexes (:func:`~soc.store.search_mappings.exists_field`);
 - *keywords* (full-text items) search ``message`` (its ``lc`` field) as ``*value*``, like the
   SQLite backend;
-- a query is one DSL clause (``query_string``) the store puts in its bool filter, next to the
-  dataset and time-window filters;
+- a query is one DSL clause (``query_string``, ``lenient: false``) the store puts in its bool
+  filter, next to the dataset and time-window filters. A regexp the engine refuses to
+  determinize (more than 10,000 states, e.g. ``.*(gci|get-item).{1,64}-path.{1,64}``) fails the
+  search with "Determinizing <regexp> would require more than 10000 effort" -- unless the
+  query_string is *lenient*, which turns it into no hits without a word; query_string is lenient
+  by default whenever the index's default field is ``*`` (the engine's default; ours set
+  ``message.lc``), hence the explicit ``lenient: false``. Such a rule's runs then fail and rule
+  health shows the error (:func:`soc.detect.lucene_regex.explain_engine_error` says what to do)
+  instead of the rule silently never firing;
 - a field name is escaped character by character wherever query_string would read syntax in it
   (``a"b`` -> ``a\"b``, ``x:y`` -> ``x\:y``): pySigma escapes only whitespace and ``*``.
 """
@@ -44,6 +51,24 @@ from soc.store.search_mappings import exists_field, match_field
 
 #: query_string's reserved characters (Elasticsearch/OpenSearch docs), and whitespace
 _FIELD_SPECIAL = re.compile(r'[\s+\-=&|><!(){}\[\]^"~*?:\\/]')
+#: where a rule's conversion state collects the ``regexp`` probes of its ``|re`` values
+_PROBES = "soc_regexp_probes"
+
+
+def _with_probes(query: dict[str, Any], probes: list[dict[str, Any]]) -> dict[str, Any]:
+    """``query`` plus its regexps as optional ``regexp`` clauses that never change what matches.
+
+    For the ``dsl-inplace`` dialect, whose query_string stays lenient (a shipper's index with
+    default field ``*``). The engine builds every clause's automaton when it parses the query,
+    so a regexp it cannot determinize fails the search (an error naming the regexp) rather than
+    match nothing, as it does inside a lenient query_string. ``minimum_should_match: 0`` beside
+    a required clause makes the probes optional; in the store's filter context nothing scores, so Lucene drops them before
+    searching (the profile API shows the bare regexp): the cost is building each automaton a
+    second time when the query is parsed (measured on 143 SigmaHQ regexes: about 12 -> 24 ms per
+    single-regexp query on a loaded 2-core machine)."""
+    if not probes:
+        return query
+    return {"bool": {"filter": [query], "should": probes, "minimum_should_match": 0}}
 
 
 def _lucene_regex(r: SigmaRegularExpression, lowercase: bool) -> str:
@@ -94,6 +119,21 @@ class SocSearchBackend(LuceneBackend):
         # the ``lc`` field holds lower-cased values: the regex matches ignoring case
         return _lucene_regex(r, lowercase=True)
 
+    def _probe_field(self, field_name: str) -> str:
+        """The field a ``|re`` value's probe queries: the one its query_string term names, unescaped."""
+        return match_field(field_name)
+
+    def convert_condition_field_eq_val_re(self, cond: ConditionFieldEqualsValueExpression,
+                                          state: ConversionState) -> Any:
+        value = cond.value
+        if not isinstance(value, SigmaRegularExpression):
+            raise TypeError(f"expected a regular expression, got {type(value).__name__}")
+        regex = self.convert_value_re(value, state)
+        probes = state.processing_state.setdefault(_PROBES, [])  # type: ignore[attr-defined]
+        probes.append({"regexp": {self._probe_field(cond.field): {"value": regex}}})
+        return self.re_expression.format(field=self.escape_and_quote_field(cond.field), regex=regex,
+                                         **self.get_flag_template(value))
+
     def convert_condition_field_eq_val_str_case_sensitive(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
@@ -111,7 +151,7 @@ class SocSearchBackend(LuceneBackend):
 
     def finalize_query_default(self, rule: Any, query: str, index: int, state: ConversionState) -> Any:
         return {"query_string": {"query": query, "analyze_wildcard": True, "allow_leading_wildcard": True,
-                                 "default_operator": "AND"}}
+                                 "default_operator": "AND", "lenient": False}}
 
     @staticmethod
     def combine(queries: list[Any]) -> Any:
@@ -167,9 +207,20 @@ class InPlaceSearchBackend(SocSearchBackend):
     def _exists_field(self, cond: ConditionFieldEqualsValueExpression) -> str:
         return LuceneBackend.escape_and_quote_field(self, cond.field)
 
+    def _probe_field(self, field_name: str) -> str:
+        return field_name
+
     def convert_value_str(self, s: SigmaString, state: ConversionState) -> str:
         regex = _ci_regex(s)
         return LuceneBackend.convert_value_str(self, s, state) if regex is None else f"/{regex}/"
 
     def convert_value_re(self, r: SigmaRegularExpression, state: ConversionState) -> Any:
         return _lucene_regex(r, lowercase=False)
+
+    def finalize_query_default(self, rule: Any, query: str, index: int, state: ConversionState) -> Any:
+        # a shipper's index may hold a field under a type the rule's values do not fit (a string
+        # compared with a numeric field): lenient, such a comparison is simply false, as before;
+        # the regexps are then probed apart (``_with_probes``) so that only they fail loudly
+        query_string = super().finalize_query_default(rule, query, index, state)
+        query_string["query_string"].pop("lenient")
+        return _with_probes(query_string, state.processing_state.get(_PROBES, []))
