@@ -36,3 +36,19 @@ def test_the_first_write_after_another_connection_changed_the_schema(tmp_path: P
     finally:
         store.close()
         other.close()
+
+
+def test_an_alert_of_an_unexpected_shape_is_still_written(tmp_path: Path) -> None:
+    """The text and host tables are kept by triggers that call Python: an exception there would
+    refuse the write. A ``rule`` that is a plain string, entities that are a list, a body
+    that is a list: all stored; the text index holds what can be read."""
+    store = SQLiteStore(tmp_path / "soc.db")
+    try:
+        assert store.create("alerts", "odd-1", {"id": "odd-1", "rule": "r1", "status": "open", "entities": ["x"],
+                                                "group": {"host.name": {"nested": 1}}, "first_seen": "2026-12-01T00:00:00Z"})
+        assert store.create("alerts", "odd-2", {"id": "odd-2", "rule": {"id": "r2"}, "entities": {"host.name": "WS9"}})
+        assert store.get("alerts", "odd-1") is not None and store.get("alerts", "odd-2") is not None
+        store.put("alerts", "odd-1", {"id": "odd-1", "rule": None, "status": "closed"})
+        assert store.get("alerts", "odd-1").body["status"] == "closed"
+    finally:
+        store.close()

@@ -21,7 +21,7 @@ from typing import Any
 
 from soc.alerts.model import ALERTS, AlertWorkflowError, status_of
 from soc.store.base import Doc, Store
-from soc.text import fold
+from soc.text import alert_text, fold
 
 __all__ = ["CRITICALITY_FIELD", "TIME_FIELDS", "AlertQuery", "Cursor", "lookup", "scan"]
 
@@ -171,13 +171,7 @@ class AlertQuery:
 
     @staticmethod
     def _haystack(alert: Mapping[str, Any]) -> str:
-        rule = alert.get("rule") or {}
-        parts: list[Any] = [alert.get("id"), rule.get("id"), rule.get("title"), alert.get("message"),
-                            alert.get("agency"), alert.get("assignee"), alert.get("close_note")]
-        for bag in (alert.get("entities") or {}, alert.get("group") or {}):
-            for value in bag.values():
-                parts.extend(_values(value))
-        return fold("\n".join(str(p) for p in parts if p is not None))
+        return alert_text(alert)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ import orjson
 from soc.store.base import OwnedBy
 from soc.store.doc_query import DocFilter, DocQuery, number_key
 from soc.store.sqlite_doc_host_totals import TIME_INDEX, ensure_host_totals
-from soc.text import fold
+from soc.text import alert_text
 
 __all__ = ["ALERT_TEXT", "FEW_IN_TIME", "HOST_KEY", "TEXT_DIALECTS", "WALK_FROM", "alert_text", "ensure_text_tables", "host_counts",
            "host_keys", "many_hold", "register_text_functions", "text_count", "text_sql"]
@@ -76,17 +76,6 @@ def _values(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple, set)) else [value]
 
 
-def alert_text(alert: Mapping[str, Any]) -> str:
-    """The folded text the free-text filter looks in (as :meth:`soc.alerts.AlertQuery.matches`)."""
-    rule = alert.get("rule") or {}
-    parts: list[Any] = [alert.get("id"), rule.get("id"), rule.get("title"), alert.get("message"),
-                        alert.get("agency"), alert.get("assignee"), alert.get("close_note")]
-    for bag in (alert.get("entities") or {}, alert.get("group") or {}):
-        for value in bag.values():
-            parts.extend(_values(value))
-    return fold("\n".join(str(p) for p in parts if p is not None))
-
-
 def host_keys(alert: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """``(key, first spelling)`` of each distinct host of an alert (as the console groups them)."""
     seen: dict[str, Any] = {}
@@ -101,17 +90,22 @@ def host_keys(alert: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _sql_alert_text(text: Any) -> str | None:
-    if not isinstance(text, str):
+    """Called by a trigger on every alert write: never raises (an exception would refuse the
+    write); a body it cannot read has no text."""
+    try:
+        body = orjson.loads(text) if isinstance(text, str) else None
+        return alert_text(body) if isinstance(body, dict) else None
+    except Exception:  # noqa: BLE001
         return None
-    body = orjson.loads(text)
-    return alert_text(body) if isinstance(body, dict) else None
 
 
 def _sql_host_keys(text: Any) -> str:
-    if not isinstance(text, str):
+    """Called by a trigger on every alert write: never raises; a body it cannot read has no host."""
+    try:
+        body = orjson.loads(text) if isinstance(text, str) else None
+        return orjson.dumps(host_keys(body) if isinstance(body, dict) else []).decode()
+    except Exception:  # noqa: BLE001
         return "[]"
-    body = orjson.loads(text)
-    return orjson.dumps(host_keys(body) if isinstance(body, dict) else []).decode()
 
 
 def register_text_functions(conn: sqlite3.Connection) -> None:
