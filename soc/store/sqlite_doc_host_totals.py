@@ -25,7 +25,6 @@ while any alert has a status outside the four the service writes (counted under 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import time
@@ -34,6 +33,7 @@ from typing import Any
 
 from soc.store.base import OwnedBy
 from soc.store.doc_query import DocQuery, number_key
+from soc.store.sqlite_sql import rebuild_when_changed
 
 __all__ = ["TIME_INDEX", "ensure_host_totals", "host_totals"]
 
@@ -106,39 +106,21 @@ def ensure_host_totals(conn: sqlite3.Connection) -> None:
     """Create (or rebuild, when their definition changed or the host table was rebuilt without
     their triggers) the totals, filled from the host table. Called after the host table exists."""
     tables, fill, rest = _ddl()
-    fingerprint = hashlib.blake2b("\n".join([*tables, *fill, *rest]).encode(), digest_size=8).hexdigest()
-    key = "host-totals:alerts"
 
-    def current() -> bool:
-        have = conn.execute("SELECT fingerprint FROM doc_fields_meta WHERE collection = ?", (key,)).fetchone()
-        present = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",
-                               _TRIGGERS).fetchone()[0]
-        return have is not None and have[0] == fingerprint and present == 2
+    def build() -> None:
+        conn.execute(f"DROP TABLE IF EXISTS {_TOTALS}")
+        conn.execute(f"DROP INDEX IF EXISTS {TIME_INDEX}")
+        started = time.monotonic()
+        for statement in tables:
+            conn.execute(statement)
+        for step, statement in enumerate(fill, 1):
+            conn.execute(statement)
+            log.info("totals per rule and host of alerts: step %d of %d filled (%.0f s)", step, len(fill),
+                     time.monotonic() - started)
+        for statement in rest:
+            conn.execute(statement)
 
-    if current():
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if not current():
-            for name in _TRIGGERS:
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-            conn.execute(f"DROP TABLE IF EXISTS {_TOTALS}")
-            conn.execute(f"DROP INDEX IF EXISTS {TIME_INDEX}")
-            started = time.monotonic()
-            for statement in tables:
-                conn.execute(statement)
-            for step, statement in enumerate(fill, 1):
-                conn.execute(statement)
-                log.info("totals per rule and host of alerts: step %d of %d filled (%.0f s)", step, len(fill),
-                         time.monotonic() - started)
-            for statement in rest:
-                conn.execute(statement)
-            conn.execute("INSERT OR REPLACE INTO doc_fields_meta (collection, fingerprint) VALUES (?, ?)",
-                         (key, fingerprint))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    rebuild_when_changed(conn, "host-totals:alerts", [*tables, *fill, *rest], _TRIGGERS, build)
 
 
 # -- answering ----------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ Rows whose count fell to zero stay (a later alert of the same hour reuses them);
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from typing import Any
 
 from soc.store.base import OwnedBy
 from soc.store.doc_query import MAX_GROUP_BUCKETS, MAX_GROUP_SIZE, DocFilter, DocQuery, number_key
+from soc.store.sqlite_sql import rebuild_when_changed
 
 __all__ = ["DIMENSIONS", "ROLLED", "ensure_rollups", "rollup_counts"]
 
@@ -114,34 +114,15 @@ def ensure_rollups(conn: sqlite3.Connection) -> None:
     """Create (or rebuild, when their definition changed or the field table was rebuilt without
     them) the hourly totals, filled from the field table. Called after the field tables exist."""
     tables, fill, triggers = _ddl()
-    fingerprint = hashlib.blake2b("\n".join([*tables, *triggers]).encode(), digest_size=8).hexdigest()
-    key = f"rollup:{ROLLED}"
 
-    def current() -> bool:
-        have = conn.execute("SELECT fingerprint FROM doc_fields_meta WHERE collection = ?", (key,)).fetchone()
-        present = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",
-                               (f"{_AGENCIES}_insert", f"{_AGENCIES}_delete")).fetchone()[0]
-        return have is not None and have[0] == fingerprint and present == 2
+    def build() -> None:
+        for table in (_AGENCIES, _ALL, _RULES, _TOTALS):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in [*tables, *fill, *triggers]:
+            conn.execute(statement)
 
-    if current():
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if not current():
-            for name in (f"{_AGENCIES}_insert", f"{_AGENCIES}_delete"):
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-            conn.execute(f"DROP TABLE IF EXISTS {_AGENCIES}")
-            conn.execute(f"DROP TABLE IF EXISTS {_ALL}")
-            conn.execute(f"DROP TABLE IF EXISTS {_RULES}")
-            conn.execute(f"DROP TABLE IF EXISTS {_TOTALS}")
-            for statement in [*tables, *fill, *triggers]:
-                conn.execute(statement)
-            conn.execute("INSERT OR REPLACE INTO doc_fields_meta (collection, fingerprint) VALUES (?, ?)",
-                         (key, fingerprint))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    rebuild_when_changed(conn, f"rollup:{ROLLED}", [*tables, *triggers],
+                         (f"{_AGENCIES}_insert", f"{_AGENCIES}_delete"), build)
 
 
 # -- answering ----------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ connection of the store registers: a connection without them cannot write alerts
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import time
@@ -47,6 +46,7 @@ import orjson
 from soc.store.base import OwnedBy
 from soc.store.doc_query import DocFilter, DocQuery, number_key
 from soc.store.sqlite_doc_host_totals import TIME_INDEX, ensure_host_totals
+from soc.store.sqlite_sql import rebuild_when_changed
 from soc.text import alert_text
 
 __all__ = ["ALERT_TEXT", "FEW_IN_TIME", "HOST_KEY", "TEXT_DIALECTS", "WALK_FROM", "alert_text", "ensure_text_tables", "host_counts",
@@ -155,36 +155,17 @@ def ensure_text_tables(conn: sqlite3.Connection) -> None:
     their triggers) the free-text and host tables, filled from the stored alerts. Called after
     the field tables exist."""
     tables, fill, rest = _ddl()
-    fingerprint = hashlib.blake2b("\n".join([_VERSION, *tables, *fill, *rest]).encode(), digest_size=8).hexdigest()
-    key = f"text:{_COLLECTION}"
 
-    def current() -> bool:
-        have = conn.execute("SELECT fingerprint FROM doc_fields_meta WHERE collection = ?", (key,)).fetchone()
-        present = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",
-                               _TRIGGERS).fetchone()[0]
-        return have is not None and have[0] == fingerprint and present == 2
+    def build() -> None:
+        for table in (_TEXT, _KEYS, _HOSTS):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in tables:
+            conn.execute(statement)
+        _fill(conn, fill)
+        for statement in rest:
+            conn.execute(statement)
 
-    if current():
-        ensure_host_totals(conn)
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if not current():
-            for name in _TRIGGERS:
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-            for table in (_TEXT, _KEYS, _HOSTS):
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
-            for statement in tables:
-                conn.execute(statement)
-            _fill(conn, fill)
-            for statement in rest:
-                conn.execute(statement)
-            conn.execute("INSERT OR REPLACE INTO doc_fields_meta (collection, fingerprint) VALUES (?, ?)",
-                         (key, fingerprint))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    rebuild_when_changed(conn, f"text:{_COLLECTION}", [_VERSION, *tables, *fill, *rest], _TRIGGERS, build)
     ensure_host_totals(conn)  # after the host table: a rebuilt one lost the triggers of its totals
 
 

@@ -4,9 +4,10 @@ registered on each connection (``regexp``, ``soc_json_get``) and explicit transa
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -90,3 +91,31 @@ class _transaction:
 
     def __exit__(self, kind: object, *_: object) -> None:
         self.conn.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def rebuild_when_changed(conn: sqlite3.Connection, key: str, definition: Sequence[str], triggers: Sequence[str],
+                         build: Callable[[], None]) -> None:
+    """Tables derived from others and kept by ``triggers``: ``build`` (drop and create them, fill
+    them) runs in one immediate transaction when their ``definition`` changed (its fingerprint is
+    kept in ``doc_fields_meta`` under ``key``) or one of their triggers is gone (a table they hang
+    on was rebuilt). Checked again under the write lock, so processes opening the store together
+    build once; the triggers are dropped first, ``build`` creates them again."""
+    fingerprint = hashlib.blake2b("\n".join(definition).encode(), digest_size=8).hexdigest()
+    marks = ", ".join("?" * len(triggers))
+
+    def current() -> bool:
+        have = conn.execute("SELECT fingerprint FROM doc_fields_meta WHERE collection = ?", (key,)).fetchone()
+        present = conn.execute(f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})",
+                               tuple(triggers)).fetchone()[0]
+        return have is not None and have[0] == fingerprint and present == len(triggers)
+
+    if current():
+        return
+    with _transaction(conn, immediate=True):
+        if current():
+            return
+        for name in triggers:
+            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        build()
+        conn.execute("INSERT OR REPLACE INTO doc_fields_meta (collection, fingerprint) VALUES (?, ?)",
+                     (key, fingerprint))
